@@ -1,0 +1,65 @@
+# socialpulse: `make run` (the main job) and `make test` are all a newcomer needs.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+UV     := $(VENV)/bin/uv
+UV_VERSION := 0.13.9
+
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: help run test test-fast airflow summary lint format lock bench clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(VENV)/.created:
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Python 3.11) on PATH, or set PYTHON=..."; exit 1; }
+	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "socialpulse needs Python 3.11"'
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	touch $@
+
+# the run-time environment, exactly as locked in requirements.txt
+$(VENV)/.installed: $(VENV)/.created requirements.txt pyproject.toml
+	$(UV) pip install --quiet --python $(PY) -r requirements.txt
+	$(UV) pip install --quiet --python $(PY) --no-deps -e .
+	touch $@
+
+# plus the test and lint tools of requirements-dev.txt
+$(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
+	$(UV) pip install --quiet --python $(PY) -r requirements-dev.txt
+	touch $@
+
+run: $(VENV)/.installed ## run the whole pipeline once on the configured companies (sample by default)
+	$(PY) -m socialpulse.cli run
+
+test: $(VENV)/.installed-dev ## run the whole test suite offline
+	$(PY) -m pytest
+
+test-fast: $(VENV)/.installed-dev ## the tests without the Airflow DAG runs
+	$(PY) -m pytest -m "not integration"
+
+airflow: $(VENV)/.installed ## Airflow UI + scheduler on http://localhost:8080 (airflow standalone)
+	$(PY) -m socialpulse.cli airflow
+
+summary: $(VENV)/.installed ## print the per-segment table from the warehouse
+	$(PY) -m socialpulse.cli summary
+
+lint: $(VENV)/.installed-dev ## ruff and sqlfluff
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/sqlfluff lint include/sql
+
+format: $(VENV)/.installed-dev ## apply ruff format and fixes
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+lock: $(VENV)/.created ## recompile requirements*.txt from requirements*.in
+	$(UV) pip compile --quiet --universal --python-version 3.11 requirements.in -o requirements.txt
+	$(UV) pip compile --quiet --universal --python-version 3.11 requirements-dev.in -o requirements-dev.txt
+
+clean: ## remove the venv, the local Airflow home and generated data
+	rm -rf $(VENV) .airflow data/staging data/quarantine data/*.duckdb data/*.duckdb.wal

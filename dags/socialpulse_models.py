@@ -1,0 +1,57 @@
+"""
+## socialpulse_models
+
+Builds the SQL models of `include/sql/` in the DuckDB warehouse whenever the ingestion DAG
+has updated the raw tables. Every model is its own task (grouped by layer: `staging`,
+`intermediate`, `marts`), so the grid shows exactly which model failed; a model's upstream
+tasks are read from the SQL itself (its `staging.` / `intermediate.` / `marts.` references).
+
+Analysts read the marts: `marts.company_metrics`, `marts.success_index`,
+`marts.segment_benchmarks` (see the README's data dictionary and `../shared/METRICS.md`).
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import TaskGroup, dag, task
+
+from socialpulse.config import DUCKDB_POOL
+from socialpulse.models import discover
+from socialpulse.orchestration import DEFAULT_ARGS, RAW_ASSETS, START_DATE, mart_asset
+
+LAYERS = ("staging", "intermediate", "marts")
+
+
+@dag(
+    dag_id="socialpulse_models",
+    schedule=list(RAW_ASSETS.values()),
+    start_date=START_DATE,
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=["socialpulse", "models"],
+    doc_md=__doc__,
+)
+def socialpulse_models():
+    models = discover()
+    groups = {layer: TaskGroup(group_id=layer) for layer in LAYERS}
+    tasks = {}
+    for model in models:
+
+        @task(
+            task_id=model.name,
+            task_group=groups[model.layer],
+            pool=DUCKDB_POOL,
+            doc_md=model.description,
+            outlets=[mart_asset(model.name)] if model.layer == "marts" else [],
+        )
+        def build(qualified: str = model.qualified) -> int | None:
+            from socialpulse.pipeline import build_model
+
+            return build_model(qualified)
+
+        tasks[model.qualified] = build()
+        for upstream in model.depends_on:
+            tasks[upstream] >> tasks[model.qualified]
+
+
+socialpulse_models()

@@ -1,0 +1,218 @@
+"""Command line: ``python -m socialpulse.cli {run,airflow,summary,bootstrap}``.
+
+``run`` is what ``make run`` does: prepare a local Airflow home inside the repo, run the
+ingestion DAG and the models DAG once through real Airflow DAG runs (``dag.test()``), and
+print the per-segment table of the latest complete period.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from socialpulse.config import DUCKDB_POOL, PROJECT_ROOT, settings
+
+INGEST_DAG = "socialpulse_ingest"
+MODELS_DAG = "socialpulse_models"
+#: days of history ``make run`` loads: enough for two complete months and eight weeks
+DEFAULT_HISTORY_DAYS = 63
+
+
+def airflow_env(home: Path | None = None) -> dict[str, str]:
+    """Environment for a local Airflow home inside the repo (values already set win)."""
+    home = home or Path(os.environ.get("AIRFLOW_HOME") or PROJECT_ROOT / ".airflow")
+    defaults = {
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": os.environ.get("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING"),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
+        "AIRFLOW__SCHEDULER__CREATE_CRON_DATA_INTERVALS": "True",
+        "NO_PROXY": "*",
+    }
+    return {k: os.environ.get(k) or v for k, v in defaults.items()}
+
+
+def _apply_airflow_env() -> dict[str, str]:
+    env = airflow_env()
+    os.environ.update(env)
+    Path(env["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
+    return env
+
+
+def bootstrap(quiet: bool = True) -> None:
+    """Migrate the Airflow metadata DB and create the DuckDB writers' pool (idempotent)."""
+    env = {**os.environ, **_apply_airflow_env()}
+    airflow = str(Path(sys.executable).with_name("airflow"))
+    out = subprocess.DEVNULL if quiet else None
+    for cmd in (
+        [airflow, "db", "migrate"],
+        [airflow, "pools", "set", DUCKDB_POOL, "1", "DuckDB allows one writer at a time"],
+    ):
+        proc = subprocess.run(cmd, env=env, stdout=out, stderr=subprocess.PIPE, text=True)
+        if proc.returncode != 0:
+            raise SystemExit(f"`{' '.join(cmd[1:])}` failed:\n{proc.stderr[-3000:]}")
+
+
+def load_dags() -> dict[str, Any]:
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(PROJECT_ROOT / "dags"))
+    if bag.import_errors:
+        errors = "\n".join(f"{f}: {e}" for f, e in bag.import_errors.items())
+        raise SystemExit(f"DAG import errors:\n{errors}")
+    return bag.dags
+
+
+def run_dag(dag: Any, logical_date: dt.datetime | None, conf: dict[str, Any] | None = None) -> str:
+    """One real DAG run through ``dag.test()``; returns its final state."""
+    kwargs: dict[str, Any] = {"run_conf": conf or {}}
+    if logical_date is not None:
+        kwargs["logical_date"] = logical_date
+    dagrun = dag.test(**kwargs)
+    return str(getattr(dagrun.state, "value", dagrun.state))
+
+
+def run(history_days: int = DEFAULT_HISTORY_DAYS, end: dt.date | None = None) -> int:
+    """The main job: ingest ``history_days`` up to ``end`` (today), build the models, report."""
+    started = time.monotonic()
+    _apply_airflow_env()
+    s = settings()
+    end = end or dt.datetime.now(dt.UTC).date()
+    # the daily interval [end - 1 day, end), widened to history_days by the backfill param
+    logical = dt.datetime.combine(end - dt.timedelta(days=1), dt.time(3), tzinfo=dt.UTC)
+    print(f"socialpulse: companies {s.companies}")
+    print(f"socialpulse: warehouse {s.warehouse}")
+    print("socialpulse: preparing the Airflow home (metadata DB, pool) ...", flush=True)
+    bootstrap()
+    dags = load_dags()
+    stages = [
+        (INGEST_DAG, logical, {"backfill_days": history_days}),
+        (MODELS_DAG, None, None),
+    ]
+    failed = []
+    for dag_id, when, conf in stages:
+        t0 = time.monotonic()
+        print(f"socialpulse: running DAG {dag_id} ...", flush=True)
+        state = run_dag(dags[dag_id], when, conf)
+        print(f"socialpulse: DAG {dag_id} finished: {state} ({time.monotonic() - t0:.0f} s)", flush=True)
+        if state != "success":
+            failed.append(dag_id)
+    print()
+    print(summary_text(s.warehouse))
+    print(f"\nwarehouse: {s.warehouse}")
+    print(f"quarantine: {s.quarantine_dir}")
+    print(f"total time: {time.monotonic() - started:.0f} s")
+    if failed:
+        print(f"\nFAILED: {', '.join(failed)} (see the task logs above, or `make airflow`)", file=sys.stderr)
+        return 1
+    return 0
+
+
+SUMMARY_SQL = """
+with latest as (
+  select max(period_start) as period_start
+  from marts.success_index
+  where period_type = ? and is_complete
+)
+select
+  s.segment,
+  s.period_start,
+  s.period_end,
+  count(*) as companies,
+  count(s.success_index) as scored,
+  median(s.success_index) as median_index,
+  arg_max(c.company_name, s.success_index) filter (where s.success_index is not null) as best_company,
+  max(s.success_index) as best_index
+from marts.success_index as s
+join latest using (period_start)
+left join (select distinct company_id, company_name from marts.company_metrics) as c using (company_id)
+where s.period_type = ?
+group by all
+order by s.segment
+"""
+
+
+def summary_rows(warehouse: Path, period_type: str = "week") -> list[tuple[Any, ...]]:
+    import duckdb
+
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        return con.execute(SUMMARY_SQL, [period_type, period_type]).fetchall()
+    finally:
+        con.close()
+
+
+def summary_text(warehouse: Path, period_type: str = "week") -> str:
+    try:
+        rows = summary_rows(warehouse, period_type)
+    except Exception as exc:  # noqa: BLE001 - shown to the user as is
+        return f"(no summary: {exc})"
+    if not rows:
+        return "(no complete period in marts.success_index yet)"
+    start, end_ = rows[0][1], rows[0][2]
+    head = f"Success index per segment, ISO week {start:%G-W%V} ({start} to {end_ - dt.timedelta(days=1)})"
+    lines = [head, ""]
+    cols = ("segment", "companies", "scored", "median index", "best company", "its index")
+    table = [cols] + [
+        (
+            r[0],
+            str(r[3]),
+            str(r[4]),
+            "-" if r[5] is None else f"{r[5]:.1f}",
+            r[6] or "-",
+            "-" if r[7] is None else f"{r[7]:.1f}",
+        )
+        for r in rows
+    ]
+    widths = [max(len(row[i]) for row in table) for i in range(len(cols))]
+    for n, row in enumerate(table):
+        lines.append("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def standalone() -> int:
+    """``make airflow``: the Airflow UI and scheduler on localhost:8080, DAGs unpaused."""
+    env = {**os.environ, **_apply_airflow_env()}
+    bootstrap()
+    airflow = str(Path(sys.executable).with_name("airflow"))
+    password = Path(env["AIRFLOW_HOME"]) / "simple_auth_manager_passwords.json.generated"
+    print(f"Airflow UI: http://localhost:8080 (user admin, password in {password})", flush=True)
+    return subprocess.call([airflow, "standalone"], env=env)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="socialpulse", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_run = sub.add_parser("run", help="run the whole pipeline once through real DAG runs")
+    p_run.add_argument("--history-days", type=int, default=DEFAULT_HISTORY_DAYS)
+    p_run.add_argument("--end", type=dt.date.fromisoformat, default=None, help="last day (exclusive), YYYY-MM-DD")
+    sub.add_parser("airflow", help="Airflow UI + scheduler (airflow standalone)")
+    sub.add_parser("bootstrap", help="migrate the Airflow metadata DB and create the pool")
+    p_sum = sub.add_parser("summary", help="print the per-segment table from the warehouse")
+    p_sum.add_argument("--period", choices=("week", "month"), default="week")
+    args = parser.parse_args(argv)
+    if args.command == "run":
+        return run(args.history_days, args.end)
+    if args.command == "airflow":
+        return standalone()
+    if args.command == "bootstrap":
+        bootstrap(quiet=False)
+        return 0
+    print(summary_text(settings().warehouse, args.period))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,61 @@
+"""Settings from the environment, with documented defaults (see README, "Configuration")."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+SAMPLE_COMPANIES = PROJECT_ROOT / "include" / "companies" / "sample.yaml"
+SQL_DIR = PROJECT_ROOT / "include" / "sql"
+
+#: the Airflow pool every DuckDB writer task runs in (one slot: DuckDB allows one writer)
+DUCKDB_POOL = "socialpulse_duckdb"
+
+
+def _int(name: str, default: int, minimum: int = 1) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"environment variable {name}={raw!r} is not a whole number") from None
+    if value < minimum:
+        raise ValueError(f"environment variable {name}={value} must be at least {minimum}")
+    return value
+
+
+def _path(name: str, default: Path) -> Path:
+    raw = os.environ.get(name)
+    return Path(raw).expanduser().resolve() if raw else default
+
+
+@dataclass(frozen=True)
+class Settings:
+    companies: Path
+    warehouse: Path
+    data_dir: Path
+    lookback_days: int
+    batch_size: int
+
+    @property
+    def staging_dir(self) -> Path:
+        return self.data_dir / "staging"
+
+    @property
+    def quarantine_dir(self) -> Path:
+        return self.data_dir / "quarantine"
+
+
+def settings() -> Settings:
+    """Read the settings now (never at import: the environment may change in tests)."""
+    data_dir = _path("SOCIALPULSE_DATA_DIR", PROJECT_ROOT / "data")
+    return Settings(
+        companies=_path("SOCIALPULSE_COMPANIES", SAMPLE_COMPANIES),
+        warehouse=_path("SOCIALPULSE_WAREHOUSE", data_dir / "warehouse.duckdb"),
+        data_dir=data_dir,
+        lookback_days=_int("SOCIALPULSE_LOOKBACK_DAYS", 28),
+        batch_size=_int("SOCIALPULSE_BATCH_SIZE", 25),
+    )

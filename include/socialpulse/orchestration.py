@@ -1,0 +1,41 @@
+"""What the DAG files share: assets (one per warehouse table, declared once) and defaults.
+
+Imported at DAG parse time: keep it light (no pandas, duckdb, GX, requests, no I/O).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from airflow.sdk import Asset
+
+from socialpulse.records import RAW_SCHEMAS
+
+OWNER = "socialpulse"
+
+#: one Asset per raw table; the ingestion DAG updates them, the models DAG is scheduled on them
+RAW_ASSETS: dict[str, Asset] = {
+    table: Asset(
+        name=f"raw.{table}",
+        uri=f"socialpulse://warehouse/raw/{table}",
+        group="socialpulse-raw",
+        extra={"description": schema.description},
+    )
+    for table, schema in RAW_SCHEMAS.items()
+}
+
+
+def mart_asset(name: str) -> Asset:
+    return Asset(name=f"marts.{name}", uri=f"socialpulse://warehouse/marts/{name}", group="socialpulse-marts")
+
+
+DEFAULT_ARGS = {
+    "owner": OWNER,
+    "retries": 2,
+    "retry_delay": dt.timedelta(minutes=2),
+    "retry_exponential_backoff": True,
+    "max_retry_delay": dt.timedelta(minutes=30),
+}
+
+#: when the DAGs' schedules begin; catchup is off, so this only bounds manual backfills
+START_DATE = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)

@@ -1,0 +1,25 @@
+"""Platform connectors behind one interface (:class:`socialpulse.platforms.base.Platform`)."""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from socialpulse.platforms.base import Platform
+
+#: platform name -> "module:Class"; imported only when a fetch task runs
+IMPLEMENTATIONS = {
+    "sample": "socialpulse.platforms.sample:SamplePlatform",
+}
+
+
+def get_platform(name: str, **kwargs: object) -> Platform:
+    try:
+        target = IMPLEMENTATIONS[name]
+    except KeyError:
+        raise ValueError(
+            f"no connector for platform {name!r} yet; available: {sorted(IMPLEMENTATIONS)}"
+        ) from None
+    module, cls = target.split(":")
+    return getattr(importlib.import_module(module), cls)(**kwargs)

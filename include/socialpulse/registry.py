@@ -1,0 +1,318 @@
+"""The company registry: a YAML file of companies, their goals, targets and accounts.
+
+A malformed file fails before any fetch with :class:`RegistryError`, whose message names
+the file, the company and the field. See ``include/companies/sample.yaml`` for the format.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from socialpulse.records import MANUAL_METRICS, PLATFORMS, PROBE_CHANNELS
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+SEGMENTS = ("craft", "corporation")
+DIMENSIONS = (
+    "reach",
+    "growth",
+    "engagement",
+    "liveliness",
+    "sympathy",
+    "relationships",
+    "efficiency",
+    "findability",
+    "image",
+)
+#: Dimensions weighted 1 for a company that states no goals (METRICS.md).
+DEFAULT_DIMENSIONS = DIMENSIONS[:7]
+METRICS = (
+    "followers",
+    "follower_growth_weekly",
+    "posts_per_week",
+    "engagement_rate",
+    "likes_per_1k",
+    "service_level",
+    "response_hours_median",
+    "unique_interactors",
+    "repeat_interactor_share",
+    "interactions_per_effort_hour",
+    "probe_answer_rate",
+    "probe_response_hours_median",
+    "findability",
+    "image",
+)
+TARGET_OPS = (">=", "<=", ">", "<")
+_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+
+
+class RegistryError(ValueError):
+    """The companies file (or a file it names) is malformed. The message says where."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Account(_Strict):
+    platform: Literal[PLATFORMS]  # type: ignore[valid-type]
+    handle: Annotated[str, Field(min_length=1)]
+    #: platform-specific options (e.g. a feed URL for RSS); passed to the connector as is
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class Target(_Strict):
+    metric: Literal[METRICS]  # type: ignore[valid-type]
+    op: Literal[TARGET_OPS]  # type: ignore[valid-type]
+    value: float
+
+
+class Company(_Strict):
+    id: str
+    name: Annotated[str, Field(min_length=1)]
+    segment: Literal[SEGMENTS]  # type: ignore[valid-type]
+    employees: Annotated[int, Field(ge=1)]
+    effort_hours_per_week: Annotated[float, Field(gt=0)] | None = None
+    goals: dict[str, Annotated[float, Field(ge=0)]] = Field(default_factory=dict)
+    targets: list[Target] = Field(default_factory=list)
+    accounts: Annotated[list[Account], Field(min_length=1)]
+
+    @field_validator("id")
+    @classmethod
+    def _id_format(cls, v: str) -> str:
+        if not _ID.match(v):
+            raise ValueError("must be lowercase letters, digits, '-', '_' or '.'")
+        return v
+
+    @field_validator("goals")
+    @classmethod
+    def _known_dimensions(cls, v: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(v) - set(DIMENSIONS))
+        if unknown:
+            raise ValueError(f"unknown dimension(s) {unknown}; known: {list(DIMENSIONS)}")
+        if v and not any(w > 0 for w in v.values()):
+            raise ValueError("at least one goal needs a weight above 0")
+        return v
+
+    @model_validator(mode="after")
+    def _one_account_per_platform(self) -> Company:
+        seen: set[str] = set()
+        for a in self.accounts:
+            if a.platform in seen:
+                raise ValueError(f"accounts: two accounts on {a.platform}; one per platform")
+            seen.add(a.platform)
+        return self
+
+    def weights(self) -> dict[str, float]:
+        """Weight per dimension, as METRICS.md defines it (defaults when no goals)."""
+        if not self.goals:
+            return {d: (1.0 if d in DEFAULT_DIMENSIONS else 0.0) for d in DIMENSIONS}
+        return {d: float(self.goals.get(d, 0.0)) for d in DIMENSIONS}
+
+
+class Probe(_Strict):
+    probe_id: Annotated[str, Field(min_length=1)]
+    company_id: str
+    platform: Literal[PLATFORMS] | None = None  # type: ignore[valid-type]
+    channel: Literal[PROBE_CHANNELS]  # type: ignore[valid-type]
+    sent_at: dt.datetime
+    question_ref: str | None = None
+    answered_at: dt.datetime | None = None
+    answer_ref: str | None = None
+    quality: Annotated[int, Field(ge=1, le=5)] | None = None
+
+    @model_validator(mode="after")
+    def _order(self) -> Probe:
+        if self.answered_at is not None and _naive(self.answered_at) < _naive(self.sent_at):
+            raise ValueError("answered_at lies before sent_at")
+        return self
+
+
+class ManualMetric(_Strict):
+    company_id: str
+    metric: Literal[MANUAL_METRICS]  # type: ignore[valid-type]
+    period_start: dt.date
+    value: Annotated[float, Field(ge=0, le=100)]
+
+
+class Registry(_Strict):
+    path: Path
+    companies: tuple[Company, ...]
+    probes: tuple[Probe, ...] = ()
+    manual_metrics: tuple[ManualMetric, ...] = ()
+
+    def company(self, company_id: str) -> Company:
+        for c in self.companies:
+            if c.id == company_id:
+                return c
+        raise KeyError(company_id)
+
+    def accounts(self, platform: str | None = None) -> list[tuple[Company, Account]]:
+        return [
+            (c, a)
+            for c in self.companies
+            for a in c.accounts
+            if platform is None or a.platform == platform
+        ]
+
+    def platforms(self) -> list[str]:
+        return sorted({a.platform for c in self.companies for a in c.accounts})
+
+
+def _naive(value: dt.datetime) -> dt.datetime:
+    if value.tzinfo is not None:
+        return value.astimezone(dt.UTC).replace(tzinfo=None)
+    return value
+
+
+def load_registry(path: str | Path) -> Registry:
+    """Parse and check a companies file. Raises :class:`RegistryError` naming file/company/field."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise RegistryError(f"{path}: cannot read companies file: {exc.strerror}") from exc
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise RegistryError(f"{path}:{where} not valid YAML: {exc}") from exc
+    if not isinstance(doc, dict) or not isinstance(doc.get("companies"), list):
+        raise RegistryError(f"{path}: expected a mapping with a 'companies' list at the top")
+    unknown = sorted(set(doc) - {"companies", "probes_file", "manual_metrics_file"})
+    if unknown:
+        raise RegistryError(f"{path}: unknown top-level key(s) {unknown}")
+    if not doc["companies"]:
+        raise RegistryError(f"{path}: 'companies' is empty")
+
+    companies: list[Company] = []
+    seen: dict[str, int] = {}
+    for i, raw in enumerate(doc["companies"]):
+        label = (
+            f"company {raw.get('id')!r}" if isinstance(raw, dict) and raw.get("id") else f"company #{i + 1}"
+        )
+        if not isinstance(raw, dict):
+            raise RegistryError(f"{path}: {label}: expected a mapping, got {type(raw).__name__}")
+        try:
+            company = Company.model_validate(raw)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field = ".".join(str(p) for p in first["loc"]) or "(company)"
+            raise RegistryError(
+                f"{path}: {label}: field {field!r}: {first['msg']}"
+                + (f" (got {first['input']!r})" if "input" in first and not isinstance(first["input"], dict) else "")
+            ) from exc
+        if company.id in seen:
+            raise RegistryError(
+                f"{path}: {label}: field 'id': duplicate id (also company #{seen[company.id] + 1})"
+            )
+        seen[company.id] = i
+        companies.append(company)
+
+    probes: list[Probe] = []
+    if doc.get("probes_file"):
+        probes = _load_csv(path.parent / str(doc["probes_file"]), Probe, "probe_id", seen)
+    manual: list[ManualMetric] = []
+    if doc.get("manual_metrics_file"):
+        manual = _load_csv(path.parent / str(doc["manual_metrics_file"]), ManualMetric, None, seen)
+        keys = [(m.company_id, m.metric, m.period_start) for m in manual]
+        if len(set(keys)) != len(keys):
+            dup = next(k for k in keys if keys.count(k) > 1)
+            raise RegistryError(f"{path.parent / str(doc['manual_metrics_file'])}: duplicate entry {dup}")
+    return Registry(
+        path=path, companies=tuple(companies), probes=tuple(probes), manual_metrics=tuple(manual)
+    )
+
+
+def _load_csv(path: Path, model: type[BaseModel], id_field: str | None, company_ids: dict[str, int]) -> list[Any]:
+    """A CSV beside the companies file, one record per row. Errors name file, row and field."""
+    try:
+        handle = path.open(newline="", encoding="utf-8")
+    except OSError as exc:
+        raise RegistryError(f"{path}: cannot read file: {exc.strerror}") from exc
+    out: list[Any] = []
+    ids: set[str] = set()
+    with handle:
+        for rowno, row in enumerate(csv.DictReader(handle), start=2):
+            clean = {k: (v.strip() or None) for k, v in row.items() if k is not None and v is not None}
+            label = f"row {rowno}" + (f" ({id_field} {clean.get(id_field)!r})" if id_field else "")
+            try:
+                item = model.model_validate(clean)
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                field = ".".join(str(p) for p in first["loc"]) or "(row)"
+                raise RegistryError(f"{path}: {label}: field {field!r}: {first['msg']}") from exc
+            if item.company_id not in company_ids:
+                raise RegistryError(
+                    f"{path}: {label}: field 'company_id': unknown company {item.company_id!r}"
+                )
+            if id_field is not None:
+                key = getattr(item, id_field)
+                if key in ids:
+                    raise RegistryError(f"{path}: {label}: field {id_field!r}: duplicate {key!r}")
+                ids.add(key)
+            out.append(item)
+    return out
+
+
+# --- the registry as reference tables in the warehouse --------------------------------------
+
+REF_TABLES: dict[str, dict[str, str]] = {
+    "companies": {
+        "company_id": "VARCHAR",
+        "name": "VARCHAR",
+        "segment": "VARCHAR",
+        "employees": "BIGINT",
+        "effort_hours_per_week": "DOUBLE",
+        "has_goals": "BOOLEAN",
+    },
+    "accounts": {"company_id": "VARCHAR", "platform": "VARCHAR", "handle": "VARCHAR"},
+    "company_weights": {"company_id": "VARCHAR", "dimension": "VARCHAR", "weight": "DOUBLE"},
+    "company_targets": {
+        "company_id": "VARCHAR",
+        "metric": "VARCHAR",
+        "op": "VARCHAR",
+        "target": "DOUBLE",
+    },
+}
+
+
+def reference_tables(registry: Registry) -> dict[str, pa.Table]:
+    """The registry as Arrow tables for the warehouse's ``ref`` schema (replaced on each run)."""
+    import pyarrow as pa
+
+    rows: dict[str, list[dict[str, Any]]] = {t: [] for t in REF_TABLES}
+    for c in registry.companies:
+        rows["companies"].append(
+            {
+                "company_id": c.id,
+                "name": c.name,
+                "segment": c.segment,
+                "employees": c.employees,
+                "effort_hours_per_week": c.effort_hours_per_week,
+                "has_goals": bool(c.goals),
+            }
+        )
+        for a in c.accounts:
+            rows["accounts"].append({"company_id": c.id, "platform": a.platform, "handle": a.handle})
+        for d, w in c.weights().items():
+            rows["company_weights"].append({"company_id": c.id, "dimension": d, "weight": w})
+        for t in c.targets:
+            rows["company_targets"].append(
+                {"company_id": c.id, "metric": t.metric, "op": t.op, "target": t.value}
+            )
+    types = {"VARCHAR": pa.string(), "BIGINT": pa.int64(), "DOUBLE": pa.float64(), "BOOLEAN": pa.bool_()}
+    out = {}
+    for table, cols in REF_TABLES.items():
+        schema = pa.schema([(n, types[t]) for n, t in cols.items()])
+        out[table] = pa.Table.from_pylist(rows[table], schema=schema)
+    return out

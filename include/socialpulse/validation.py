@@ -1,0 +1,221 @@
+"""Great Expectations gate: one suite per raw table, built from the record schemas.
+
+A batch (one fetch of one platform's accounts) is validated table by table before it may be
+loaded (write-audit-publish). A failing batch is written to the quarantine folder together
+with the GX results, and :class:`BatchRejected` says which expectation failed on which rows.
+
+``great_expectations`` is imported lazily: it costs seconds and must never load at DAG parse
+time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from socialpulse.config import settings
+from socialpulse.records import EARLIEST_TIMESTAMP, RAW_SCHEMAS, RecordSchema
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    import pyarrow as pa
+
+log = logging.getLogger(__name__)
+
+#: clock skew tolerated between a platform's clock and ours for "not in the future"
+FUTURE_TOLERANCE = dt.timedelta(minutes=10)
+#: how many failing rows a message names
+SHOW_ROWS = 5
+
+
+class BatchRejected(RuntimeError):
+    """A batch failed its Great Expectations suite and was quarantined instead of loaded."""
+
+    def __init__(self, batch_id: str, failures: list[Failure], quarantine: Path | None) -> None:
+        self.batch_id = batch_id
+        self.failures = failures
+        self.quarantine = quarantine
+        lines = [f"batch {batch_id} failed validation; nothing of it was loaded."]
+        lines += [f"  - {f}" for f in failures]
+        if quarantine is not None:
+            lines.append(f"  quarantined to {quarantine}")
+        super().__init__("\n".join(lines))
+
+
+@dataclass
+class Failure:
+    table: str
+    expectation: str
+    kwargs: dict[str, Any]
+    unexpected_count: int | None
+    rows: list[int] = field(default_factory=list)
+    keys: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.kwargs.items() if k != "batch_id")
+        where = ""
+        if self.rows:
+            shown = "; ".join(
+                f"row {r}" + (f" ({k})" if k else "") for r, k in zip(self.rows, self.keys, strict=False)
+            )
+            more = (self.unexpected_count or 0) - len(self.rows)
+            where = f" on {self.unexpected_count} row(s): {shown}" + (f" and {more} more" if more > 0 else "")
+        return f"raw.{self.table}: {self.expectation}({args}) failed{where}"
+
+
+@dataclass
+class ValidationReport:
+    batch_id: str
+    success: bool
+    rows: dict[str, int]
+    failures: list[Failure]
+    results: dict[str, dict[str, Any]]  # table -> GX result as JSON
+
+
+def expectations_for(schema: RecordSchema, now: dt.datetime) -> list[Any]:
+    """The GX expectations of one raw table, derived from its record schema."""
+    import great_expectations as gx
+
+    E = gx.expectations
+    latest = now.replace(tzinfo=None) + FUTURE_TOLERANCE
+    out: list[Any] = [E.ExpectTableColumnsToMatchOrderedList(column_list=schema.names)]
+    for c in schema.columns:
+        if not c.nullable:
+            out.append(E.ExpectColumnValuesToNotBeNull(column=c.name))
+        if c.allowed is not None:
+            out.append(E.ExpectColumnValuesToBeInSet(column=c.name, value_set=list(c.allowed)))
+        if c.min_value is not None or c.max_value is not None:
+            out.append(
+                E.ExpectColumnValuesToBeBetween(
+                    column=c.name, min_value=c.min_value, max_value=c.max_value
+                )
+            )
+        if c.type == "TIMESTAMP":
+            out.append(
+                E.ExpectColumnValuesToBeBetween(
+                    column=c.name, min_value=EARLIEST_TIMESTAMP, max_value=latest
+                )
+            )
+    for col in schema.not_after_observed:
+        out.append(
+            E.ExpectColumnPairValuesAToBeGreaterThanB(
+                column_A="observed_at",
+                column_B=col,
+                or_equal=True,
+                ignore_row_if="either_value_is_missing",
+            )
+        )
+    if schema.table == "probes":
+        out.append(
+            E.ExpectColumnPairValuesAToBeGreaterThanB(
+                column_A="answered_at",
+                column_B="sent_at",
+                or_equal=True,
+                ignore_row_if="either_value_is_missing",
+            )
+        )
+    if len(schema.key) == 1:
+        out.append(E.ExpectColumnValuesToBeUnique(column=schema.key[0]))
+    else:
+        out.append(E.ExpectCompoundColumnsToBeUnique(column_list=list(schema.key)))
+    return out
+
+
+def _context() -> Any:
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    ctx = gx.get_context(mode="ephemeral")
+    ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
+    return ctx
+
+
+def validate_batch(
+    batch_id: str,
+    tables: Mapping[str, pa.Table],
+    now: dt.datetime | None = None,
+    quarantine_dir: Path | None = None,
+) -> ValidationReport:
+    """Validate every table of a batch; quarantine and raise :class:`BatchRejected` on failure."""
+    import great_expectations as gx
+
+    now = now or dt.datetime.now(dt.UTC)
+    ctx = _context()
+    source = ctx.data_sources.add_pandas(name="socialpulse")
+    report = ValidationReport(batch_id, True, {}, [], {})
+    for table, data in tables.items():
+        schema = RAW_SCHEMAS[table]
+        report.rows[table] = data.num_rows
+        if data.num_rows == 0:
+            continue
+        frame = data.to_pandas()
+        asset = source.add_dataframe_asset(name=table)
+        batch_def = asset.add_batch_definition_whole_dataframe(name=f"{table}_batch")
+        suite = ctx.suites.add(gx.ExpectationSuite(name=f"raw.{table}"))
+        for exp in expectations_for(schema, now):
+            suite.add_expectation(exp)
+        batch = batch_def.get_batch(batch_parameters={"dataframe": frame})
+        result = batch.validate(
+            suite,
+            result_format={"result_format": "COMPLETE", "partial_unexpected_count": SHOW_ROWS},
+        )
+        report.results[table] = result.to_json_dict()
+        for r in result.results:
+            if r.success:
+                continue
+            report.success = False
+            report.failures.append(_failure(schema, frame, r))
+    if not report.success:
+        where = _quarantine(report, tables, quarantine_dir)
+        raise BatchRejected(batch_id, report.failures, where)
+    return report
+
+
+def _failure(schema: RecordSchema, frame: Any, r: Any) -> Failure:
+    cfg = r.expectation_config
+    res = r.result or {}
+    rows = list(res.get("unexpected_index_list") or [])[:SHOW_ROWS]
+    rows = [int(i) if not isinstance(i, dict) else int(i.get("index", -1)) for i in rows]
+    keys = []
+    for i in rows:
+        if 0 <= i < len(frame):
+            rec = frame.iloc[i]
+            keys.append(", ".join(f"{k}={rec[k]}" for k in schema.key))
+        else:
+            keys.append("")
+    count = res.get("unexpected_count")
+    if count is None and res.get("observed_value") is not None:
+        keys, rows = [], []
+    kwargs = {k: v for k, v in cfg.kwargs.items() if v is not None}
+    if "observed_value" in res and not rows:
+        kwargs["observed"] = res["observed_value"]
+    return Failure(schema.table, cfg.type, kwargs, count, rows, keys)
+
+
+def _quarantine(
+    report: ValidationReport, tables: Mapping[str, pa.Table], root: Path | None
+) -> Path:
+    import pyarrow.parquet as pq
+
+    where = (root or settings().quarantine_dir) / _safe(report.batch_id)
+    where.mkdir(parents=True, exist_ok=True)
+    for table, data in tables.items():
+        pq.write_table(data, where / f"{table}.parquet")
+    summary = {
+        "batch_id": report.batch_id,
+        "rows": report.rows,
+        "failures": [str(f) for f in report.failures],
+        "results": report.results,
+    }
+    (where / "validation_result.json").write_text(json.dumps(summary, indent=2, default=str))
+    log.error("quarantined batch %s to %s", report.batch_id, where)
+    return where
+
+
+def _safe(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)

@@ -1,0 +1,194 @@
+"""The DuckDB warehouse: connection, raw DDL from the record schemas, idempotent loads.
+
+Layout: ``raw`` (loaded batches), ``ref`` (the registry), ``staging`` / ``intermediate`` /
+``marts`` (the SQL models in ``include/sql``), ``ops`` (load audit).
+
+Idempotence: a batch is loaded in one transaction as delete-then-insert on the table's
+natural key, after de-duplicating the batch itself (the last row of a repeated key wins).
+Loading the same batch twice therefore leaves identical tables.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from socialpulse.config import settings
+from socialpulse.records import RAW_SCHEMAS, RecordSchema
+from socialpulse.registry import REF_TABLES
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping
+
+    import duckdb
+    import pyarrow as pa
+
+SCHEMAS = ("raw", "ref", "staging", "intermediate", "marts", "ops")
+
+
+def warehouse_path() -> Path:
+    """``SOCIALPULSE_WAREHOUSE`` or ``data/warehouse.duckdb`` in the project."""
+    return settings().warehouse
+
+
+@contextlib.contextmanager
+def connect(path: str | Path | None = None, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open the warehouse (creating schemas and raw tables when writable), close it after."""
+    import duckdb
+
+    path = Path(path) if path is not None else warehouse_path()
+    if not read_only:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(path), read_only=read_only)
+    try:
+        con.execute("set TimeZone = 'UTC'")
+        if not read_only:
+            create_raw_tables(con)
+        yield con
+    finally:
+        con.close()
+
+
+def raw_ddl(schema: RecordSchema) -> str:
+    cols = ",\n  ".join(
+        f"{c.name} {c.type}{'' if c.nullable else ' not null'}" for c in schema.columns
+    )
+    key = ", ".join(schema.key)
+    return f"create table if not exists {schema.qualified} (\n  {cols},\n  primary key ({key})\n)"
+
+
+def create_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
+    for s in SCHEMAS:
+        con.execute(f"create schema if not exists {s}")
+    for schema in RAW_SCHEMAS.values():
+        con.execute(raw_ddl(schema))
+    for table, cols in REF_TABLES.items():
+        body = ", ".join(f"{n} {t}" for n, t in cols.items())
+        con.execute(f"create table if not exists ref.{table} ({body})")
+    con.execute(
+        """
+        create table if not exists ops.load_log (
+          batch_id varchar not null,
+          table_name varchar not null,
+          rows_in_batch bigint not null,
+          rows_replaced bigint not null,
+          loaded_at timestamp not null default (now()::timestamp),
+          primary key (batch_id, table_name)
+        )
+        """
+    )
+    con.execute(
+        """
+        create table if not exists ops.fetch_errors (
+          batch_id varchar not null,
+          platform varchar not null,
+          company_id varchar not null,
+          handle varchar not null,
+          error varchar not null,
+          recorded_at timestamp not null default (now()::timestamp)
+        )
+        """
+    )
+
+
+def record_fetch_errors(
+    con: duckdb.DuckDBPyConnection, batch_id: str, errors: list[dict[str, str]]
+) -> None:
+    """Replace the batch's entries in ``ops.fetch_errors`` (a rerun that succeeds clears them)."""
+    con.execute("delete from ops.fetch_errors where batch_id = ?", [batch_id])
+    if errors:
+        con.executemany(
+            "insert into ops.fetch_errors (batch_id, platform, company_id, handle, error) "
+            "values (?, ?, ?, ?, ?)",
+            [[batch_id, e["platform"], e["company_id"], e["handle"], e["error"]] for e in errors],
+        )
+
+
+def load_batch(
+    con: duckdb.DuckDBPyConnection,
+    batch_id: str,
+    tables: Mapping[str, pa.Table],
+) -> dict[str, int]:
+    """Load one validated batch, all its tables in one transaction. Returns rows per table.
+
+    For every table: de-duplicate the batch on the natural key (last row wins), delete the
+    rows with those keys, insert the batch. A failure rolls everything back.
+    """
+    counts: dict[str, int] = {}
+    con.execute("begin transaction")
+    try:
+        for table, data in tables.items():
+            schema = RAW_SCHEMAS[table]
+            counts[table] = _replace_keys(con, schema, batch_id, data)
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
+    return counts
+
+
+def _replace_keys(
+    con: duckdb.DuckDBPyConnection, schema: RecordSchema, batch_id: str, data: pa.Table
+) -> int:
+    cols = ", ".join(schema.names)
+    key = ", ".join(schema.key)
+    view = f"_batch_{schema.table}"
+    con.register(view, data)
+    try:
+        # last row of a repeated key wins (row order is the connector's order)
+        con.execute(
+            f"""
+            create or replace temp table _incoming as
+            select {cols} from (
+              select *, row_number() over (partition by {key} order by _pos desc) as _rn
+              from (select *, row_number() over () as _pos from {view})
+            ) where _rn = 1
+            """
+        )
+    finally:
+        con.unregister(view)
+    match = " and ".join(f"t.{k} = i.{k}" for k in schema.key)
+    replaced = con.execute(
+        f"select count(*) from {schema.qualified} t where exists (select 1 from _incoming i where {match})"
+    ).fetchone()[0]
+    con.execute(
+        f"delete from {schema.qualified} t where exists (select 1 from _incoming i where {match})"
+    )
+    con.execute(f"insert into {schema.qualified} ({cols}) select {cols} from _incoming")
+    n = con.execute("select count(*) from _incoming").fetchone()[0]
+    con.execute("drop table _incoming")
+    con.execute(
+        "insert or replace into ops.load_log (batch_id, table_name, rows_in_batch, rows_replaced) "
+        "values (?, ?, ?, ?)",
+        [batch_id, schema.table, n, replaced],
+    )
+    return n
+
+
+def replace_reference_tables(con: duckdb.DuckDBPyConnection, tables: Mapping[str, pa.Table]) -> None:
+    """Replace the ``ref`` tables with the registry's current content, in one transaction."""
+    con.execute("begin transaction")
+    try:
+        for table, data in tables.items():
+            if table not in REF_TABLES:
+                raise ValueError(f"unknown reference table {table!r}")
+            con.register("_ref_incoming", data)
+            con.execute(f"delete from ref.{table}")
+            con.execute(f"insert into ref.{table} select * from _ref_incoming")
+            con.unregister("_ref_incoming")
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
+
+
+def table_counts(con: duckdb.DuckDBPyConnection, schema: str = "raw") -> dict[str, int]:
+    names = [
+        r[0]
+        for r in con.execute(
+            "select table_name from information_schema.tables where table_schema = ? order by 1",
+            [schema],
+        ).fetchall()
+    ]
+    return {n: con.execute(f'select count(*) from {schema}."{n}"').fetchone()[0] for n in names}

@@ -1,0 +1,111 @@
+"""The task bodies without Airflow: plan, fetch, validate, load, and their failure paths."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from socialpulse import pipeline
+from socialpulse.registry import RegistryError
+from socialpulse.validation import BatchRejected
+from socialpulse.warehouse import connect, table_counts
+from tests.conftest import FIXTURES
+
+SMALL = FIXTURES / "registry" / "small.yaml"
+END = dt.datetime(2026, 2, 1, tzinfo=dt.UTC)
+
+
+def window(days=2):
+    return pipeline.fetch_window(END - dt.timedelta(days=1), END, backfill_days=days, lookback_days=7)
+
+
+def test_batches_cut_accounts_per_platform_and_add_the_registry_inputs():
+    batches = pipeline.plan_batches(str(SMALL), batch_size=4)
+    assert [(b["platform"], b["batch_no"], len(b["accounts"])) for b in batches] == [
+        ("sample", 0, 4),
+        ("sample", 1, 2),
+        ("registry", 0, 0),
+    ]
+    assert batches[0]["accounts"][0] == {
+        "company_id": "baeckerei-korn",
+        "handle": "baeckerei-korn",
+        "options": {"profile": "craft"},
+    }
+
+
+def test_a_malformed_registry_fails_before_any_fetch(tmp_path):
+    bad = tmp_path / "companies.yaml"
+    bad.write_text(SMALL.read_text().replace("segment: corporation", "segment: multinational", 1))
+    with pytest.raises(RegistryError, match=r"companies\.yaml: company 'nordbank': field 'segment'"):
+        pipeline.plan_batches(str(bad))
+
+
+def test_backfill_widens_the_window_to_days_before_its_end():
+    w = pipeline.fetch_window(END - dt.timedelta(days=1), END, backfill_days=10, lookback_days=5)
+    assert (w.start, w.end, w.lookback) == (END - dt.timedelta(days=10), END, dt.timedelta(days=5))
+    assert pipeline.fetch_window(END - dt.timedelta(days=1), END).start == END - dt.timedelta(days=1)
+
+
+def run_batches(w, run_id="run-1", companies=SMALL):
+    loaded = []
+    for batch in pipeline.plan_batches(str(companies)):
+        staged = pipeline.fetch_batch(batch, w, run_id, companies=str(companies))
+        loaded.append(pipeline.load_staged(pipeline.validate_staged(staged)))
+    return loaded
+
+
+def test_fetch_validate_load_is_idempotent_per_interval(data_dir):
+    pipeline.sync_registry(str(SMALL))
+    loaded = run_batches(window(2))
+    with connect() as con:
+        first = table_counts(con)
+        refs = table_counts(con, "ref")
+    assert first["account_snapshots"] == 6 * 2  # six accounts, two daily observations
+    assert first["probes"] >= 2 and first["manual_metrics"] == 2
+    assert refs == {"accounts": 6, "companies": 6, "company_targets": 2, "company_weights": 54}
+    assert pipeline.check_loads(loaded)["fetch_errors"] == 0
+    # staging is removed after a load
+    assert not any((data_dir / "staging" / "run-1").rglob("*.parquet"))
+
+    run_batches(window(2), run_id="run-2")
+    with connect() as con:
+        assert table_counts(con) == first
+
+
+def test_a_rejected_batch_is_quarantined_and_not_loaded(data_dir):
+    w = window(1)
+    batch = pipeline.plan_batches(str(SMALL))[0]
+    staged = pipeline.fetch_batch(batch, w, "run-q")
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    path = staged["paths"]["post_observations"]
+    table = pq.read_table(path)
+    likes = pc.subtract(table["likes"], pc.add(table["likes"], 1))  # every value becomes -1
+    pq.write_table(table.set_column(table.schema.get_field_index("likes"), "likes", likes), path)
+    with pytest.raises(BatchRejected) as err:
+        pipeline.validate_staged(staged)
+    assert "raw.post_observations: expect_column_values_to_be_between(column='likes'" in str(err.value)
+    assert (data_dir / "quarantine" / staged["batch_id"] / "post_observations.parquet").exists()
+    with pytest.raises(RuntimeError, match="was not validated"):
+        pipeline.load_staged(staged)
+    with connect() as con:
+        assert table_counts(con)["post_observations"] == 0
+
+
+def test_one_failing_account_is_recorded_and_fails_the_check_while_others_load(data_dir, tmp_path):
+    companies = tmp_path / "companies.yaml"
+    companies.write_text(SMALL.read_text().replace(
+        "{platform: sample, handle: tele-mitte, options: {profile: corporation}}",
+        '{platform: sample, handle: tele-mitte, options: {fail: "HTTP 404: unknown account"}}',
+    ))
+    (tmp_path / "small_probes.csv").write_text((FIXTURES / "registry" / "small_probes.csv").read_text())
+    (tmp_path / "small_manual.csv").write_text((FIXTURES / "registry" / "small_manual.csv").read_text())
+    loaded = run_batches(window(1), companies=companies)
+    with connect() as con:
+        assert table_counts(con)["account_snapshots"] == 5
+        errors = con.execute("select platform, company_id, handle, error from ops.fetch_errors").fetchall()
+    assert errors == [("sample", "tele-mitte", "tele-mitte", "HTTP 404: unknown account")]
+    with pytest.raises(pipeline.FetchFailed, match=r"(?s)1 account\(s\).*sample tele-mitte \(tele-mitte\): HTTP 404"):
+        pipeline.check_loads(loaded)

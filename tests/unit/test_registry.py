@@ -1,0 +1,168 @@
+"""The company registry: good files parse into typed objects, bad ones name file, company, field."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from socialpulse.registry import RegistryError, load_registry, reference_tables
+from tests.conftest import FIXTURES, PROJECT_ROOT
+
+GOOD = """
+companies:
+  - id: baeckerei-korn
+    name: Bäckerei Korn
+    segment: craft
+    employees: 9
+    effort_hours_per_week: 3
+    goals: {liveliness: 3, sympathy: 2}
+    targets:
+      - {metric: posts_per_week, op: ">=", value: 3}
+    accounts:
+      - {platform: sample, handle: korn}
+  - id: nordbank
+    name: Nordbank
+    segment: corporation
+    employees: 12000
+    accounts:
+      - {platform: sample, handle: nordbank}
+"""
+
+
+def write(tmp_path, text, name="companies.yaml"):
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_good_file_parses_into_typed_companies(tmp_path):
+    reg = load_registry(write(tmp_path, GOOD))
+    korn, nordbank = reg.companies
+    assert (korn.id, korn.segment, korn.employees, korn.effort_hours_per_week) == (
+        "baeckerei-korn",
+        "craft",
+        9,
+        3.0,
+    )
+    assert korn.targets[0].metric == "posts_per_week" and korn.targets[0].value == 3
+    assert reg.platforms() == ["sample"]
+    # goals given: unnamed dimensions weigh 0
+    assert korn.weights()["liveliness"] == 3 and korn.weights()["reach"] == 0
+    # no goals: the first seven dimensions weigh 1, findability and image 0
+    w = nordbank.weights()
+    assert [w[d] for d in ("reach", "growth", "engagement", "liveliness")] == [1, 1, 1, 1]
+    assert [w[d] for d in ("sympathy", "relationships", "efficiency")] == [1, 1, 1]
+    assert (w["findability"], w["image"]) == (0, 0)
+
+
+def test_reference_tables_hold_one_weight_per_company_and_dimension(tmp_path):
+    tables = reference_tables(load_registry(write(tmp_path, GOOD)))
+    assert tables["companies"].num_rows == 2
+    assert tables["company_weights"].num_rows == 2 * 9
+    assert tables["company_targets"].to_pylist() == [
+        {"company_id": "baeckerei-korn", "metric": "posts_per_week", "op": ">=", "target": 3.0}
+    ]
+
+
+def test_fixture_registry_reads_its_csv_files():
+    reg = load_registry(FIXTURES / "registry" / "small.yaml")
+    assert len(reg.companies) == 6
+    assert [p.probe_id for p in reg.probes] == ["mail-korn-1", "mail-nordbank-1"]
+    assert reg.probes[1].answered_at is None
+    assert [(m.company_id, m.value) for m in reg.manual_metrics] == [
+        ("baeckerei-korn", 70.0),
+        ("blumen-ada", 40.0),
+    ]
+
+
+def test_bundled_sample_registry_is_valid():
+    reg = load_registry(PROJECT_ROOT / "include" / "companies" / "sample.yaml")
+    segments = [c.segment for c in reg.companies]
+    assert len(reg.companies) >= 40
+    assert segments.count("craft") == segments.count("corporation")
+
+
+@pytest.mark.parametrize(
+    ("replace", "by", "expected"),
+    [
+        ("segment: craft", "segment: bakery", ["'baeckerei-korn'", "'segment'"]),
+        ("employees: 9", "employees: 0", ["'baeckerei-korn'", "'employees'"]),
+        ("employees: 9", "employees: nine", ["'baeckerei-korn'", "'employees'"]),
+        ("{liveliness: 3, sympathy: 2}", "{liveliness: 3, speed: 2}", ["'goals'", "speed"]),
+        ("{liveliness: 3, sympathy: 2}", "{liveliness: 0}", ["'goals'", "above 0"]),
+        ('op: ">="', 'op: "=="', ["'baeckerei-korn'", "'targets.0.op'"]),
+        ("metric: posts_per_week", "metric: likes", ["'targets.0.metric'"]),
+        ("platform: sample, handle: korn", "platform: myspace, handle: korn", ["'accounts.0.platform'"]),
+        ("    name: Nordbank\n", "", ["'nordbank'", "'name'"]),
+        ("id: nordbank", "id: baeckerei-korn", ["duplicate id"]),
+        ("id: nordbank", "id: Nord Bank", ["'Nord Bank'", "'id'"]),
+        ("effort_hours_per_week: 3", "effort_hours_per_week: 3\n    colour: red", ["'colour'"]),
+    ],
+)
+def test_malformed_company_names_file_company_and_field(tmp_path, replace, by, expected):
+    assert replace in GOOD
+    path = write(tmp_path, GOOD.replace(replace, by, 1))
+    with pytest.raises(RegistryError) as err:
+        load_registry(path)
+    message = str(err.value)
+    assert str(path) in message
+    for part in expected:
+        assert part in message
+
+
+def test_invalid_yaml_names_the_line(tmp_path):
+    path = write(tmp_path, "companies:\n  - id: a\n    name: [unclosed\n")
+    with pytest.raises(RegistryError, match=r"companies\.yaml: line \d+ not valid YAML"):
+        load_registry(path)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "- just a list\n", "companies: []\n", "companies:\n  - 42\n", "companiez: []\n"],
+)
+def test_wrong_shape_is_rejected(tmp_path, text):
+    path = write(tmp_path, text)
+    with pytest.raises(RegistryError, match="companies"):
+        load_registry(path)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(RegistryError, match="cannot read companies file"):
+        load_registry(tmp_path / "nope.yaml")
+
+
+def test_two_accounts_on_one_platform(tmp_path):
+    text = GOOD.replace(
+        "      - {platform: sample, handle: korn}",
+        "      - {platform: sample, handle: korn}\n      - {platform: sample, handle: korn2}",
+    )
+    with pytest.raises(RegistryError, match="'baeckerei-korn'.*one per platform"):
+        load_registry(write(tmp_path, text))
+
+
+@pytest.mark.parametrize(
+    ("row", "expected"),
+    [
+        ("p1,nordbank,,email,not-a-date,,,,", r"row 2 \(probe_id 'p1'\): field 'sent_at'"),
+        ("p1,nobody,,email,2026-01-05T09:00:00Z,,,,", r"row 2 .*'company_id': unknown company 'nobody'"),
+        ("p1,nordbank,,pigeon,2026-01-05T09:00:00Z,,,,", r"row 2 .*field 'channel'"),
+        ("p1,nordbank,,email,2026-01-05T09:00:00Z,,2026-01-04T09:00:00Z,,", r"answered_at lies before sent_at"),
+        ("p1,nordbank,,email,2026-01-05T09:00:00Z,,2026-01-06T09:00:00Z,,9", r"field 'quality'"),
+    ],
+)
+def test_malformed_probe_rows_name_file_row_and_field(tmp_path, row, expected):
+    header = "probe_id,company_id,platform,channel,sent_at,question_ref,answered_at,answer_ref,quality\n"
+    (tmp_path / "probes.csv").write_text(header + row + "\n")
+    path = write(tmp_path, "probes_file: probes.csv\n" + GOOD)
+    with pytest.raises(RegistryError, match=expected) as err:
+        load_registry(path)
+    assert "probes.csv" in str(err.value)
+
+
+def test_duplicate_probe_id(tmp_path):
+    header = "probe_id,company_id,platform,channel,sent_at,question_ref,answered_at,answer_ref,quality\n"
+    row = "p1,nordbank,,email,2026-01-05T09:00:00Z,,,,\n"
+    (tmp_path / "probes.csv").write_text(header + row + row)
+    with pytest.raises(RegistryError, match=r"row 3 .*duplicate 'p1'"):
+        load_registry(write(tmp_path, "probes_file: probes.csv\n" + GOOD))
