@@ -36,6 +36,19 @@ def _window():
     )
 
 
+def _label(batch: dict) -> dict:
+    """Name the mapped task instance in the grid after its batch (e.g. ``sample-b000``)."""
+    get_current_context()["batch_label"] = (
+        batch["batch_id"]
+        if "batch_id" in batch
+        else (f"{batch['platform']}-b{batch['batch_no']:03d}")
+    )
+    return batch
+
+
+BATCH_LABEL = "{{ batch_label }}"
+
+
 @dag(
     dag_id="socialpulse_ingest",
     schedule=CronDataIntervalTimetable("0 3 * * *", timezone="UTC"),
@@ -68,26 +81,26 @@ def socialpulse_ingest():
 
     @task_group(group_id="batch")
     def process(batch: dict):
-        @task(map_index_template="{{ task.op_kwargs['batch']['platform'] }}")
+        @task(map_index_template=BATCH_LABEL)
         def fetch(batch: dict) -> dict:
             """Fetch one batch of accounts and stage its rows."""
             from socialpulse.pipeline import fetch_batch
 
-            return fetch_batch(batch, _window(), get_current_context()["run_id"])
+            return fetch_batch(_label(batch), _window(), get_current_context()["run_id"])
 
-        @task(retries=0)
+        @task(retries=0, map_index_template=BATCH_LABEL)
         def validate(staged: dict) -> dict:
             """Great Expectations gate: a failing batch is quarantined, not loaded."""
             from socialpulse.pipeline import validate_staged
 
-            return validate_staged(staged)
+            return validate_staged(_label(staged))
 
-        @task(pool=DUCKDB_POOL)
+        @task(pool=DUCKDB_POOL, map_index_template=BATCH_LABEL)
         def load(staged: dict) -> dict:
             """Load the validated batch in one transaction (idempotent)."""
             from socialpulse.pipeline import load_staged
 
-            return load_staged(staged)
+            return load_staged(_label(staged))
 
         return load(validate(fetch(batch)))
 

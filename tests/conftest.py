@@ -11,10 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from socialpulse.cli import airflow_env
+
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="socialpulse-tests-"))
-os.environ["AIRFLOW_HOME"] = str(_SESSION_DIR / "airflow")
+# this repo's dags/ and plugins/, a SQLite metadata DB of the session's own, no examples
+os.environ.update(airflow_env(_SESSION_DIR / "airflow"))
 os.environ["SOCIALPULSE_DATA_DIR"] = str(_SESSION_DIR / "data")
-os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.pop("SOCIALPULSE_COMPANIES", None)
 os.environ.pop("SOCIALPULSE_WAREHOUSE", None)
 

@@ -25,21 +25,29 @@ DEFAULT_HISTORY_DAYS = 63
 
 
 def airflow_env(home: Path | None = None) -> dict[str, str]:
-    """Environment for a local Airflow home inside the repo (values already set win)."""
-    home = home or Path(os.environ.get("AIRFLOW_HOME") or PROJECT_ROOT / ".airflow")
-    defaults = {
+    """Environment for a local Airflow home with this repo's DAGs and plugins.
+
+    Without ``home``: ``$AIRFLOW_HOME`` or ``.airflow/`` in the repo, and values already set in
+    the environment win. With ``home`` (tests): exactly that home, nothing inherited.
+    """
+    if home is not None:
+        return _airflow_defaults(home)
+    home = Path(os.environ.get("AIRFLOW_HOME") or PROJECT_ROOT / ".airflow")
+    return {k: os.environ.get(k) or v for k, v in _airflow_defaults(home).items()}
+
+
+def _airflow_defaults(home: Path) -> dict[str, str]:
+    return {
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
         "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-        "AIRFLOW__LOGGING__LOGGING_LEVEL": os.environ.get("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING"),
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
-        "AIRFLOW__SCHEDULER__CREATE_CRON_DATA_INTERVALS": "True",
         "NO_PROXY": "*",
     }
-    return {k: os.environ.get(k) or v for k, v in defaults.items()}
 
 
 def _apply_airflow_env() -> dict[str, str]:
@@ -104,7 +112,10 @@ def run(history_days: int = DEFAULT_HISTORY_DAYS, end: dt.date | None = None) ->
         t0 = time.monotonic()
         print(f"socialpulse: running DAG {dag_id} ...", flush=True)
         state = run_dag(dags[dag_id], when, conf)
-        print(f"socialpulse: DAG {dag_id} finished: {state} ({time.monotonic() - t0:.0f} s)", flush=True)
+        print(
+            f"socialpulse: DAG {dag_id} finished: {state} ({time.monotonic() - t0:.0f} s)",
+            flush=True,
+        )
         if state != "success":
             failed.append(dag_id)
     print()
@@ -113,7 +124,10 @@ def run(history_days: int = DEFAULT_HISTORY_DAYS, end: dt.date | None = None) ->
     print(f"quarantine: {s.quarantine_dir}")
     print(f"total time: {time.monotonic() - started:.0f} s")
     if failed:
-        print(f"\nFAILED: {', '.join(failed)} (see the task logs above, or `make airflow`)", file=sys.stderr)
+        print(
+            f"\nFAILED: {', '.join(failed)} (see the task logs above, or `make airflow`)",
+            file=sys.stderr,
+        )
         return 1
     return 0
 
@@ -197,7 +211,9 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     p_run = sub.add_parser("run", help="run the whole pipeline once through real DAG runs")
     p_run.add_argument("--history-days", type=int, default=DEFAULT_HISTORY_DAYS)
-    p_run.add_argument("--end", type=dt.date.fromisoformat, default=None, help="last day (exclusive), YYYY-MM-DD")
+    p_run.add_argument(
+        "--end", type=dt.date.fromisoformat, default=None, help="last day (exclusive), YYYY-MM-DD"
+    )
     sub.add_parser("airflow", help="Airflow UI + scheduler (airflow standalone)")
     sub.add_parser("bootstrap", help="migrate the Airflow metadata DB and create the pool")
     p_sum = sub.add_parser("summary", help="print the per-segment table from the warehouse")

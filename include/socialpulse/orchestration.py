@@ -26,7 +26,9 @@ RAW_ASSETS: dict[str, Asset] = {
 
 
 def mart_asset(name: str) -> Asset:
-    return Asset(name=f"marts.{name}", uri=f"socialpulse://warehouse/marts/{name}", group="socialpulse-marts")
+    return Asset(
+        name=f"marts.{name}", uri=f"socialpulse://warehouse/marts/{name}", group="socialpulse-marts"
+    )
 
 
 DEFAULT_ARGS = {

@@ -15,7 +15,6 @@ import datetime as dt
 import json
 import logging
 import shutil
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from socialpulse.config import settings
@@ -24,6 +23,8 @@ from socialpulse.records import RAW_SCHEMAS, to_arrow
 from socialpulse.registry import Registry, load_registry
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import pyarrow as pa
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,9 @@ def _registry(path: str | Path | None = None) -> Registry:
     return load_registry(path or settings().companies)
 
 
-def plan_batches(companies: str | None = None, batch_size: int | None = None) -> list[dict[str, Any]]:
+def plan_batches(
+    companies: str | None = None, batch_size: int | None = None
+) -> list[dict[str, Any]]:
     """Check the registry (fail fast, before any fetch) and cut its accounts into batches.
 
     One batch = up to ``batch_size`` accounts of one platform. The registry's own inputs
@@ -55,7 +58,9 @@ def plan_batches(companies: str | None = None, batch_size: int | None = None) ->
             for c, a in registry.accounts(platform)
         ]
         for n, start in enumerate(range(0, len(refs), size)):
-            batches.append({"platform": platform, "batch_no": n, "accounts": refs[start : start + size]})
+            batches.append(
+                {"platform": platform, "batch_no": n, "accounts": refs[start : start + size]}
+            )
     if registry.probes or registry.manual_metrics:
         batches.append({"platform": REGISTRY_SOURCE, "batch_no": 0, "accounts": []})
     log.info(
@@ -133,7 +138,9 @@ def fetch_batch(
         rows[table] = data.num_rows
     errors = [e.__dict__ for e in result.errors]
     for e in result.errors:
-        log.warning("fetch error %s account %s (%s): %s", e.platform, e.handle, e.company_id, e.error)
+        log.warning(
+            "fetch error %s account %s (%s): %s", e.platform, e.handle, e.company_id, e.error
+        )
     log.info("batch %s staged: %s", bid, rows)
     return {
         "batch_id": bid,
@@ -214,7 +221,9 @@ def check_loads(loaded: list[dict[str, Any]]) -> dict[str, Any]:
         "fetch_errors": len(errors),
     }
     if errors:
-        listing = "\n".join(f"  - {e['platform']} {e['handle']} ({e['company_id']}): {e['error']}" for e in errors)
+        listing = "\n".join(
+            f"  - {e['platform']} {e['handle']} ({e['company_id']}): {e['error']}" for e in errors
+        )
         raise FetchFailed(
             f"{len(errors)} account(s) could not be fetched; the others were loaded:\n{listing}"
         )
@@ -231,7 +240,8 @@ def _sum_rows(loaded: list[dict[str, Any]]) -> dict[str, int]:
 
 def build_model(qualified: str, warehouse: str | None = None) -> int | None:
     """Build one SQL model (``layer.name``) in the warehouse."""
-    from socialpulse.models import build_model as build, discover
+    from socialpulse.models import build_model as build
+    from socialpulse.models import discover
     from socialpulse.warehouse import connect
 
     model = {m.qualified: m for m in discover()}[qualified]

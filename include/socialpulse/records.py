@@ -156,9 +156,7 @@ THREAD_REPLIES = RecordSchema(
 
 PROBES = RecordSchema(
     table="probes",
-    description=(
-        "The field study: one row per inquiry sent to a company, and what came back."
-    ),
+    description=("The field study: one row per inquiry sent to a company, and what came back."),
     columns=(
         Column("probe_id", "VARCHAR", "Unique id of the inquiry."),
         _COMPANY,

@@ -176,6 +176,36 @@ def _naive(value: dt.datetime) -> dt.datetime:
 def load_registry(path: str | Path) -> Registry:
     """Parse and check a companies file. Raises :class:`RegistryError` naming file/company/field."""
     path = Path(path)
+    doc = _read_yaml(path)
+    companies: list[Company] = []
+    seen: dict[str, int] = {}
+    for i, raw in enumerate(doc["companies"]):
+        company = _company(path, i, raw)
+        if company.id in seen:
+            raise RegistryError(
+                f"{path}: company {company.id!r}: field 'id': duplicate id "
+                f"(also company #{seen[company.id] + 1})"
+            )
+        seen[company.id] = i
+        companies.append(company)
+
+    probes: list[Probe] = []
+    if doc.get("probes_file"):
+        probes = _load_csv(path.parent / str(doc["probes_file"]), Probe, "probe_id", seen)
+    manual: list[ManualMetric] = []
+    if doc.get("manual_metrics_file"):
+        manual_path = path.parent / str(doc["manual_metrics_file"])
+        manual = _load_csv(manual_path, ManualMetric, None, seen)
+        keys = [(m.company_id, m.metric, m.period_start) for m in manual]
+        if len(set(keys)) != len(keys):
+            dup = next(k for k in keys if keys.count(k) > 1)
+            raise RegistryError(f"{manual_path}: duplicate entry {dup}")
+    return Registry(
+        path=path, companies=tuple(companies), probes=tuple(probes), manual_metrics=tuple(manual)
+    )
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -193,47 +223,28 @@ def load_registry(path: str | Path) -> Registry:
         raise RegistryError(f"{path}: unknown top-level key(s) {unknown}")
     if not doc["companies"]:
         raise RegistryError(f"{path}: 'companies' is empty")
+    return doc
 
-    companies: list[Company] = []
-    seen: dict[str, int] = {}
-    for i, raw in enumerate(doc["companies"]):
-        label = (
-            f"company {raw.get('id')!r}" if isinstance(raw, dict) and raw.get("id") else f"company #{i + 1}"
+
+def _company(path: Path, index: int, raw: Any) -> Company:
+    if not isinstance(raw, dict):
+        raise RegistryError(
+            f"{path}: company #{index + 1}: expected a mapping, got {type(raw).__name__}"
         )
-        if not isinstance(raw, dict):
-            raise RegistryError(f"{path}: {label}: expected a mapping, got {type(raw).__name__}")
-        try:
-            company = Company.model_validate(raw)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            field = ".".join(str(p) for p in first["loc"]) or "(company)"
-            raise RegistryError(
-                f"{path}: {label}: field {field!r}: {first['msg']}"
-                + (f" (got {first['input']!r})" if "input" in first and not isinstance(first["input"], dict) else "")
-            ) from exc
-        if company.id in seen:
-            raise RegistryError(
-                f"{path}: {label}: field 'id': duplicate id (also company #{seen[company.id] + 1})"
-            )
-        seen[company.id] = i
-        companies.append(company)
-
-    probes: list[Probe] = []
-    if doc.get("probes_file"):
-        probes = _load_csv(path.parent / str(doc["probes_file"]), Probe, "probe_id", seen)
-    manual: list[ManualMetric] = []
-    if doc.get("manual_metrics_file"):
-        manual = _load_csv(path.parent / str(doc["manual_metrics_file"]), ManualMetric, None, seen)
-        keys = [(m.company_id, m.metric, m.period_start) for m in manual]
-        if len(set(keys)) != len(keys):
-            dup = next(k for k in keys if keys.count(k) > 1)
-            raise RegistryError(f"{path.parent / str(doc['manual_metrics_file'])}: duplicate entry {dup}")
-    return Registry(
-        path=path, companies=tuple(companies), probes=tuple(probes), manual_metrics=tuple(manual)
-    )
+    label = f"company {raw['id']!r}" if raw.get("id") else f"company #{index + 1}"
+    try:
+        return Company.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "(company)"
+        got = first.get("input")
+        shown = f" (got {got!r})" if "input" in first and not isinstance(got, dict) else ""
+        raise RegistryError(f"{path}: {label}: field {field!r}: {first['msg']}{shown}") from exc
 
 
-def _load_csv(path: Path, model: type[BaseModel], id_field: str | None, company_ids: dict[str, int]) -> list[Any]:
+def _load_csv(
+    path: Path, model: type[BaseModel], id_field: str | None, company_ids: dict[str, int]
+) -> list[Any]:
     """A CSV beside the companies file, one record per row. Errors name file, row and field."""
     try:
         handle = path.open(newline="", encoding="utf-8")
@@ -243,7 +254,9 @@ def _load_csv(path: Path, model: type[BaseModel], id_field: str | None, company_
     ids: set[str] = set()
     with handle:
         for rowno, row in enumerate(csv.DictReader(handle), start=2):
-            clean = {k: (v.strip() or None) for k, v in row.items() if k is not None and v is not None}
+            clean = {
+                k: (v.strip() or None) for k, v in row.items() if k is not None and v is not None
+            }
             label = f"row {rowno}" + (f" ({id_field} {clean.get(id_field)!r})" if id_field else "")
             try:
                 item = model.model_validate(clean)
@@ -303,14 +316,21 @@ def reference_tables(registry: Registry) -> dict[str, pa.Table]:
             }
         )
         for a in c.accounts:
-            rows["accounts"].append({"company_id": c.id, "platform": a.platform, "handle": a.handle})
+            rows["accounts"].append(
+                {"company_id": c.id, "platform": a.platform, "handle": a.handle}
+            )
         for d, w in c.weights().items():
             rows["company_weights"].append({"company_id": c.id, "dimension": d, "weight": w})
         for t in c.targets:
             rows["company_targets"].append(
                 {"company_id": c.id, "metric": t.metric, "op": t.op, "target": t.value}
             )
-    types = {"VARCHAR": pa.string(), "BIGINT": pa.int64(), "DOUBLE": pa.float64(), "BOOLEAN": pa.bool_()}
+    types = {
+        "VARCHAR": pa.string(),
+        "BIGINT": pa.int64(),
+        "DOUBLE": pa.float64(),
+        "BOOLEAN": pa.bool_(),
+    }
     out = {}
     for table, cols in REF_TABLES.items():
         schema = pa.schema([(n, types[t]) for n, t in cols.items()])

@@ -14,7 +14,6 @@ import datetime as dt
 import json
 import logging
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from socialpulse.config import settings
@@ -22,6 +21,7 @@ from socialpulse.records import EARLIEST_TIMESTAMP, RAW_SCHEMAS, RecordSchema
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    from pathlib import Path
 
     import pyarrow as pa
 
@@ -61,10 +61,13 @@ class Failure:
         where = ""
         if self.rows:
             shown = "; ".join(
-                f"row {r}" + (f" ({k})" if k else "") for r, k in zip(self.rows, self.keys, strict=False)
+                f"row {r}" + (f" ({k})" if k else "")
+                for r, k in zip(self.rows, self.keys, strict=False)
             )
             more = (self.unexpected_count or 0) - len(self.rows)
-            where = f" on {self.unexpected_count} row(s): {shown}" + (f" and {more} more" if more > 0 else "")
+            where = f" on {self.unexpected_count} row(s): {shown}" + (
+                f" and {more} more" if more > 0 else ""
+            )
         return f"raw.{self.table}: {self.expectation}({args}) failed{where}"
 
 

@@ -33,7 +33,9 @@ def warehouse_path() -> Path:
 
 
 @contextlib.contextmanager
-def connect(path: str | Path | None = None, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+def connect(
+    path: str | Path | None = None, read_only: bool = False
+) -> Iterator[duckdb.DuckDBPyConnection]:
     """Open the warehouse (creating schemas and raw tables when writable), close it after."""
     import duckdb
 
@@ -166,7 +168,9 @@ def _replace_keys(
     return n
 
 
-def replace_reference_tables(con: duckdb.DuckDBPyConnection, tables: Mapping[str, pa.Table]) -> None:
+def replace_reference_tables(
+    con: duckdb.DuckDBPyConnection, tables: Mapping[str, pa.Table]
+) -> None:
     """Replace the ``ref`` tables with the registry's current content, in one transaction."""
     con.execute("begin transaction")
     try:

@@ -24,8 +24,12 @@ def state(dagrun) -> str:
 def raw_counts(path):
     con = duckdb.connect(str(path), read_only=True)
     try:
-        tables = [r[0] for r in con.execute(
-            "select table_name from information_schema.tables where table_schema='raw' order by 1").fetchall()]
+        tables = [
+            r[0]
+            for r in con.execute(
+                "select table_name from information_schema.tables where table_schema='raw' order by 1"
+            ).fetchall()
+        ]
         return {t: con.execute(f"select count(*) from raw.{t}").fetchone()[0] for t in tables}
     finally:
         con.close()
@@ -49,9 +53,13 @@ def small_registry(tmp_path, monkeypatch):
     return reg
 
 
-def test_ingest_then_models_fill_the_marts_and_reruns_are_idempotent(dags, small_registry, tmp_path):
+def test_ingest_then_models_fill_the_marts_and_reruns_are_idempotent(
+    dags, small_registry, tmp_path
+):
     warehouse = tmp_path / "data" / "warehouse.duckdb"
-    assert state(dags["socialpulse_ingest"].test(logical_date=LOGICAL, run_conf=BACKFILL)) == "success"
+    assert (
+        state(dags["socialpulse_ingest"].test(logical_date=LOGICAL, run_conf=BACKFILL)) == "success"
+    )
     first = raw_counts(warehouse)
     # 6 accounts x 28 daily observations (Jan 5 .. Feb 1)
     assert first["account_snapshots"] == 6 * 28
@@ -62,47 +70,74 @@ def test_ingest_then_models_fill_the_marts_and_reruns_are_idempotent(dags, small
     segments = query(warehouse, "select distinct segment from marts.success_index order by 1")
     assert segments == [("corporation",), ("craft",)]
     # every company x every period has a row; complete weeks have an index for 3-company segments
-    n = query(warehouse, """
+    n = query(
+        warehouse,
+        """
         select count(*) from marts.success_index
-        where period_type = 'week' and is_complete and success_index is not null""")[0][0]
+        where period_type = 'week' and is_complete and success_index is not null""",
+    )[0][0]
     assert n > 0
     # the hand-entered inputs reach the marts: findability of Bäckerei Korn in January is 70
-    assert query(warehouse, """
+    assert query(
+        warehouse,
+        """
         select findability from marts.company_metrics
         where company_id = 'baeckerei-korn' and period_type = 'month' and period_start = date '2026-01-01'
-    """) == [(70.0,)]
-    assert query(warehouse, "select answered_at from raw.probes where probe_id = 'mail-korn-1'") == [
-        (dt.datetime(2026, 1, 5, 11, 30),)
-    ]
+    """,
+    ) == [(70.0,)]
+    assert query(
+        warehouse, "select answered_at from raw.probes where probe_id = 'mail-korn-1'"
+    ) == [(dt.datetime(2026, 1, 5, 11, 30),)]
     # segment benchmarks are published (3 companies per segment)
-    assert query(warehouse, "select count(distinct segment) from marts.segment_benchmarks")[0][0] == 2
+    assert (
+        query(warehouse, "select count(distinct segment) from marts.segment_benchmarks")[0][0] == 2
+    )
 
     # rerunning the same interval leaves the raw tables exactly as they were
-    assert state(dags["socialpulse_ingest"].test(logical_date=LOGICAL, run_conf=BACKFILL)) == "success"
+    assert (
+        state(dags["socialpulse_ingest"].test(logical_date=LOGICAL, run_conf=BACKFILL)) == "success"
+    )
     assert raw_counts(warehouse) == first
 
 
-def test_a_bad_batch_is_quarantined_while_the_other_platform_loads(dags, small_registry, tmp_path, monkeypatch):
+def test_a_bad_batch_is_quarantined_while_the_other_platform_loads(
+    dags, small_registry, tmp_path, monkeypatch
+):
     from socialpulse import platforms
 
-    monkeypatch.setitem(platforms.IMPLEMENTATIONS, "mastodon", "tests.integration.fakes:NegativeLikesPlatform")
-    text = (small_registry / "small.yaml").read_text().replace(
-        "      - {platform: sample, handle: nordbank, options: {profile: corporation}}",
-        "      - {platform: sample, handle: nordbank, options: {profile: corporation}}\n      - {platform: mastodon, handle: nordbank@bank.example}",
+    monkeypatch.setitem(
+        platforms.IMPLEMENTATIONS, "mastodon", "tests.integration.fakes:NegativeLikesPlatform"
+    )
+    text = (
+        (small_registry / "small.yaml")
+        .read_text()
+        .replace(
+            "      - {platform: sample, handle: nordbank, options: {profile: corporation}}",
+            "      - {platform: sample, handle: nordbank, options: {profile: corporation}}\n      - {platform: mastodon, handle: nordbank@bank.example}",
+        )
     )
     (small_registry / "small.yaml").write_text(text)
 
     dagrun = dags["socialpulse_ingest"].test(logical_date=LOGICAL, run_conf={"backfill_days": 3})
     assert state(dagrun) == "failed"
-    tis = {(ti.task_id, ti.map_index): str(getattr(ti.state, "value", ti.state)) for ti in dagrun.get_task_instances()}
-    assert sorted(s for (t, _), s in tis.items() if t == "batch.validate") == ["failed", "success", "success"]
+    tis = {
+        (ti.task_id, ti.map_index): str(getattr(ti.state, "value", ti.state))
+        for ti in dagrun.get_task_instances()
+    }
+    assert sorted(s for (t, _), s in tis.items() if t == "batch.validate") == [
+        "failed",
+        "success",
+        "success",
+    ]
     assert tis[("all_batches_loaded", -1)] == "upstream_failed"
     assert tis[("publish_raw", -1)] == "success"
 
     warehouse = tmp_path / "data" / "warehouse.duckdb"
     counts = raw_counts(warehouse)
     assert counts["account_snapshots"] == 6 * 3  # the sample accounts loaded
-    assert query(warehouse, "select count(*) from raw.post_observations where platform = 'mastodon'") == [(0,)]
+    assert query(
+        warehouse, "select count(*) from raw.post_observations where platform = 'mastodon'"
+    ) == [(0,)]
     quarantined = list((tmp_path / "data" / "quarantine").glob("mastodon-*"))
     assert len(quarantined) == 1
     assert (quarantined[0] / "post_observations.parquet").exists()

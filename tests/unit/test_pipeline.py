@@ -17,7 +17,9 @@ END = dt.datetime(2026, 2, 1, tzinfo=dt.UTC)
 
 
 def window(days=2):
-    return pipeline.fetch_window(END - dt.timedelta(days=1), END, backfill_days=days, lookback_days=7)
+    return pipeline.fetch_window(
+        END - dt.timedelta(days=1), END, backfill_days=days, lookback_days=7
+    )
 
 
 def test_batches_cut_accounts_per_platform_and_add_the_registry_inputs():
@@ -37,14 +39,18 @@ def test_batches_cut_accounts_per_platform_and_add_the_registry_inputs():
 def test_a_malformed_registry_fails_before_any_fetch(tmp_path):
     bad = tmp_path / "companies.yaml"
     bad.write_text(SMALL.read_text().replace("segment: corporation", "segment: multinational", 1))
-    with pytest.raises(RegistryError, match=r"companies\.yaml: company 'nordbank': field 'segment'"):
+    with pytest.raises(
+        RegistryError, match=r"companies\.yaml: company 'nordbank': field 'segment'"
+    ):
         pipeline.plan_batches(str(bad))
 
 
 def test_backfill_widens_the_window_to_days_before_its_end():
     w = pipeline.fetch_window(END - dt.timedelta(days=1), END, backfill_days=10, lookback_days=5)
     assert (w.start, w.end, w.lookback) == (END - dt.timedelta(days=10), END, dt.timedelta(days=5))
-    assert pipeline.fetch_window(END - dt.timedelta(days=1), END).start == END - dt.timedelta(days=1)
+    assert pipeline.fetch_window(END - dt.timedelta(days=1), END).start == END - dt.timedelta(
+        days=1
+    )
 
 
 def run_batches(w, run_id="run-1", companies=SMALL):
@@ -86,7 +92,9 @@ def test_a_rejected_batch_is_quarantined_and_not_loaded(data_dir):
     pq.write_table(table.set_column(table.schema.get_field_index("likes"), "likes", likes), path)
     with pytest.raises(BatchRejected) as err:
         pipeline.validate_staged(staged)
-    assert "raw.post_observations: expect_column_values_to_be_between(column='likes'" in str(err.value)
+    assert "raw.post_observations: expect_column_values_to_be_between(column='likes'" in str(
+        err.value
+    )
     assert (data_dir / "quarantine" / staged["batch_id"] / "post_observations.parquet").exists()
     with pytest.raises(RuntimeError, match="was not validated"):
         pipeline.load_staged(staged)
@@ -96,16 +104,27 @@ def test_a_rejected_batch_is_quarantined_and_not_loaded(data_dir):
 
 def test_one_failing_account_is_recorded_and_fails_the_check_while_others_load(data_dir, tmp_path):
     companies = tmp_path / "companies.yaml"
-    companies.write_text(SMALL.read_text().replace(
-        "{platform: sample, handle: tele-mitte, options: {profile: corporation}}",
-        '{platform: sample, handle: tele-mitte, options: {fail: "HTTP 404: unknown account"}}',
-    ))
-    (tmp_path / "small_probes.csv").write_text((FIXTURES / "registry" / "small_probes.csv").read_text())
-    (tmp_path / "small_manual.csv").write_text((FIXTURES / "registry" / "small_manual.csv").read_text())
+    companies.write_text(
+        SMALL.read_text().replace(
+            "{platform: sample, handle: tele-mitte, options: {profile: corporation}}",
+            '{platform: sample, handle: tele-mitte, options: {fail: "HTTP 404: unknown account"}}',
+        )
+    )
+    (tmp_path / "small_probes.csv").write_text(
+        (FIXTURES / "registry" / "small_probes.csv").read_text()
+    )
+    (tmp_path / "small_manual.csv").write_text(
+        (FIXTURES / "registry" / "small_manual.csv").read_text()
+    )
     loaded = run_batches(window(1), companies=companies)
     with connect() as con:
         assert table_counts(con)["account_snapshots"] == 5
-        errors = con.execute("select platform, company_id, handle, error from ops.fetch_errors").fetchall()
+        errors = con.execute(
+            "select platform, company_id, handle, error from ops.fetch_errors"
+        ).fetchall()
     assert errors == [("sample", "tele-mitte", "tele-mitte", "HTTP 404: unknown account")]
-    with pytest.raises(pipeline.FetchFailed, match=r"(?s)1 account\(s\).*sample tele-mitte \(tele-mitte\): HTTP 404"):
+    with pytest.raises(
+        pipeline.FetchFailed,
+        match=r"(?s)1 account\(s\).*sample tele-mitte \(tele-mitte\): HTTP 404",
+    ):
         pipeline.check_loads(loaded)

@@ -93,7 +93,11 @@ def test_bundled_sample_registry_is_valid():
         ("{liveliness: 3, sympathy: 2}", "{liveliness: 0}", ["'goals'", "above 0"]),
         ('op: ">="', 'op: "=="', ["'baeckerei-korn'", "'targets.0.op'"]),
         ("metric: posts_per_week", "metric: likes", ["'targets.0.metric'"]),
-        ("platform: sample, handle: korn", "platform: myspace, handle: korn", ["'accounts.0.platform'"]),
+        (
+            "platform: sample, handle: korn",
+            "platform: myspace, handle: korn",
+            ["'accounts.0.platform'"],
+        ),
         ("    name: Nordbank\n", "", ["'nordbank'", "'name'"]),
         ("id: nordbank", "id: baeckerei-korn", ["duplicate id"]),
         ("id: nordbank", "id: Nord Bank", ["'Nord Bank'", "'id'"]),
@@ -145,14 +149,22 @@ def test_two_accounts_on_one_platform(tmp_path):
     ("row", "expected"),
     [
         ("p1,nordbank,,email,not-a-date,,,,", r"row 2 \(probe_id 'p1'\): field 'sent_at'"),
-        ("p1,nobody,,email,2026-01-05T09:00:00Z,,,,", r"row 2 .*'company_id': unknown company 'nobody'"),
+        (
+            "p1,nobody,,email,2026-01-05T09:00:00Z,,,,",
+            r"row 2 .*'company_id': unknown company 'nobody'",
+        ),
         ("p1,nordbank,,pigeon,2026-01-05T09:00:00Z,,,,", r"row 2 .*field 'channel'"),
-        ("p1,nordbank,,email,2026-01-05T09:00:00Z,,2026-01-04T09:00:00Z,,", r"answered_at lies before sent_at"),
+        (
+            "p1,nordbank,,email,2026-01-05T09:00:00Z,,2026-01-04T09:00:00Z,,",
+            r"answered_at lies before sent_at",
+        ),
         ("p1,nordbank,,email,2026-01-05T09:00:00Z,,2026-01-06T09:00:00Z,,9", r"field 'quality'"),
     ],
 )
 def test_malformed_probe_rows_name_file_row_and_field(tmp_path, row, expected):
-    header = "probe_id,company_id,platform,channel,sent_at,question_ref,answered_at,answer_ref,quality\n"
+    header = (
+        "probe_id,company_id,platform,channel,sent_at,question_ref,answered_at,answer_ref,quality\n"
+    )
     (tmp_path / "probes.csv").write_text(header + row + "\n")
     path = write(tmp_path, "probes_file: probes.csv\n" + GOOD)
     with pytest.raises(RegistryError, match=expected) as err:
@@ -161,7 +173,9 @@ def test_malformed_probe_rows_name_file_row_and_field(tmp_path, row, expected):
 
 
 def test_duplicate_probe_id(tmp_path):
-    header = "probe_id,company_id,platform,channel,sent_at,question_ref,answered_at,answer_ref,quality\n"
+    header = (
+        "probe_id,company_id,platform,channel,sent_at,question_ref,answered_at,answer_ref,quality\n"
+    )
     row = "p1,nordbank,,email,2026-01-05T09:00:00Z,,,,\n"
     (tmp_path / "probes.csv").write_text(header + row + row)
     with pytest.raises(RegistryError, match=r"row 3 .*duplicate 'p1'"):

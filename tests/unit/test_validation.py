@@ -18,33 +18,93 @@ OBS = dt.datetime(2026, 2, 28, 0, 0, tzinfo=dt.UTC)
 def good_rows() -> dict[str, list[dict]]:
     return {
         "account_snapshots": [
-            dict(platform="sample", company_id="c1", account_id="a1", handle="a1", observed_at=OBS,
-                 followers=1200, following=80, posts_total=310),
-            dict(platform="sample", company_id="c2", account_id="a2", handle="a2", observed_at=OBS,
-                 followers=0, following=None, posts_total=None),
+            dict(
+                platform="sample",
+                company_id="c1",
+                account_id="a1",
+                handle="a1",
+                observed_at=OBS,
+                followers=1200,
+                following=80,
+                posts_total=310,
+            ),
+            dict(
+                platform="sample",
+                company_id="c2",
+                account_id="a2",
+                handle="a2",
+                observed_at=OBS,
+                followers=0,
+                following=None,
+                posts_total=None,
+            ),
         ],
         "post_observations": [
-            dict(platform="sample", post_id=f"p{i}", account_id="a1", company_id="c1", created_at=T0,
-                 kind="original", likes=3, replies=1, reposts=0, quotes=0, views=None,
-                 url="https://example.invalid/p", observed_at=OBS)
+            dict(
+                platform="sample",
+                post_id=f"p{i}",
+                account_id="a1",
+                company_id="c1",
+                created_at=T0,
+                kind="original",
+                likes=3,
+                replies=1,
+                reposts=0,
+                quotes=0,
+                views=None,
+                url="https://example.invalid/p",
+                observed_at=OBS,
+            )
             for i in range(3)
         ],
         "thread_replies": [
-            dict(platform="sample", reply_id="r1", account_id="a1", company_id="c1", root_post_id="p0",
-                 in_reply_to_id="p0", author_id="u9", author_is_company=False, created_at=T0,
-                 observed_at=OBS),
-            dict(platform="sample", reply_id="r2", account_id="a1", company_id="c1", root_post_id="p0",
-                 in_reply_to_id="r1", author_id="a1", author_is_company=True,
-                 created_at=T0 + dt.timedelta(hours=2), observed_at=OBS),
+            dict(
+                platform="sample",
+                reply_id="r1",
+                account_id="a1",
+                company_id="c1",
+                root_post_id="p0",
+                in_reply_to_id="p0",
+                author_id="u9",
+                author_is_company=False,
+                created_at=T0,
+                observed_at=OBS,
+            ),
+            dict(
+                platform="sample",
+                reply_id="r2",
+                account_id="a1",
+                company_id="c1",
+                root_post_id="p0",
+                in_reply_to_id="r1",
+                author_id="a1",
+                author_is_company=True,
+                created_at=T0 + dt.timedelta(hours=2),
+                observed_at=OBS,
+            ),
         ],
         "probes": [
-            dict(probe_id="q1", company_id="c1", platform=None, channel="email", sent_at=T0,
-                 question_ref=None, answered_at=T0 + dt.timedelta(hours=5), answer_ref=None,
-                 quality=4, observed_at=OBS),
+            dict(
+                probe_id="q1",
+                company_id="c1",
+                platform=None,
+                channel="email",
+                sent_at=T0,
+                question_ref=None,
+                answered_at=T0 + dt.timedelta(hours=5),
+                answer_ref=None,
+                quality=4,
+                observed_at=OBS,
+            ),
         ],
         "manual_metrics": [
-            dict(company_id="c1", metric="findability", period_start=dt.date(2026, 2, 1), value=55.0,
-                 observed_at=OBS),
+            dict(
+                company_id="c1",
+                metric="findability",
+                period_start=dt.date(2026, 2, 1),
+                value=55.0,
+                observed_at=OBS,
+            ),
         ],
     }
 
@@ -59,7 +119,11 @@ def test_good_batch_passes(tmp_path):
     report = validate_batch("good", batch(good_rows()), now=NOW, quarantine_dir=tmp_path)
     assert report.success
     assert report.rows == {
-        "account_snapshots": 2, "post_observations": 3, "thread_replies": 2, "probes": 1, "manual_metrics": 1,
+        "account_snapshots": 2,
+        "post_observations": 3,
+        "thread_replies": 2,
+        "probes": 1,
+        "manual_metrics": 1,
     }
     assert not any(tmp_path.iterdir())
 
@@ -67,37 +131,129 @@ def test_good_batch_passes(tmp_path):
 def _set(table, row, **values):
     def mutate(rows):
         rows[table][row].update(values)
+
     return mutate
 
 
 def _dup(table, source, target):
     def mutate(rows):
         rows[table][target] = dict(rows[table][source])
+
     return mutate
 
 
 CASES = [
     # (table, mutation, expectation type, row named)
-    ("account_snapshots", _set("account_snapshots", 1, account_id=None), "expect_column_values_to_not_be_null", 1),
-    ("account_snapshots", _set("account_snapshots", 0, followers=-5), "expect_column_values_to_be_between", 0),
-    ("account_snapshots", _set("account_snapshots", 0, followers=5_000_000_000), "expect_column_values_to_be_between", 0),
-    ("account_snapshots", _set("account_snapshots", 1, platform="myspace"), "expect_column_values_to_be_in_set", 1),
-    ("account_snapshots", _set("account_snapshots", 0, observed_at=NOW + dt.timedelta(days=2)), "expect_column_values_to_be_between", 0),
-    ("account_snapshots", _set("account_snapshots", 1, observed_at=dt.datetime(2003, 12, 31)), "expect_column_values_to_be_between", 1),
-    ("account_snapshots", _dup("account_snapshots", 0, 1), "expect_compound_columns_to_be_unique", 0),
-    ("post_observations", _set("post_observations", 2, kind="story"), "expect_column_values_to_be_in_set", 2),
-    ("post_observations", _set("post_observations", 1, likes=-1), "expect_column_values_to_be_between", 1),
-    ("post_observations", _set("post_observations", 1, quotes=None), "expect_column_values_to_not_be_null", 1),
-    ("post_observations", _set("post_observations", 0, created_at=OBS + dt.timedelta(hours=1)), "expect_column_pair_values_a_to_be_greater_than_b", 0),
-    ("post_observations", _set("post_observations", 2, post_id="p1"), "expect_compound_columns_to_be_unique", 1),
-    ("thread_replies", _set("thread_replies", 0, author_id=None), "expect_column_values_to_not_be_null", 0),
-    ("thread_replies", _set("thread_replies", 1, author_is_company=None), "expect_column_values_to_not_be_null", 1),
-    ("thread_replies", _set("thread_replies", 1, created_at=OBS + dt.timedelta(days=1)), "expect_column_pair_values_a_to_be_greater_than_b", 1),
+    (
+        "account_snapshots",
+        _set("account_snapshots", 1, account_id=None),
+        "expect_column_values_to_not_be_null",
+        1,
+    ),
+    (
+        "account_snapshots",
+        _set("account_snapshots", 0, followers=-5),
+        "expect_column_values_to_be_between",
+        0,
+    ),
+    (
+        "account_snapshots",
+        _set("account_snapshots", 0, followers=5_000_000_000),
+        "expect_column_values_to_be_between",
+        0,
+    ),
+    (
+        "account_snapshots",
+        _set("account_snapshots", 1, platform="myspace"),
+        "expect_column_values_to_be_in_set",
+        1,
+    ),
+    (
+        "account_snapshots",
+        _set("account_snapshots", 0, observed_at=NOW + dt.timedelta(days=2)),
+        "expect_column_values_to_be_between",
+        0,
+    ),
+    (
+        "account_snapshots",
+        _set("account_snapshots", 1, observed_at=dt.datetime(2003, 12, 31)),
+        "expect_column_values_to_be_between",
+        1,
+    ),
+    (
+        "account_snapshots",
+        _dup("account_snapshots", 0, 1),
+        "expect_compound_columns_to_be_unique",
+        0,
+    ),
+    (
+        "post_observations",
+        _set("post_observations", 2, kind="story"),
+        "expect_column_values_to_be_in_set",
+        2,
+    ),
+    (
+        "post_observations",
+        _set("post_observations", 1, likes=-1),
+        "expect_column_values_to_be_between",
+        1,
+    ),
+    (
+        "post_observations",
+        _set("post_observations", 1, quotes=None),
+        "expect_column_values_to_not_be_null",
+        1,
+    ),
+    (
+        "post_observations",
+        _set("post_observations", 0, created_at=OBS + dt.timedelta(hours=1)),
+        "expect_column_pair_values_a_to_be_greater_than_b",
+        0,
+    ),
+    (
+        "post_observations",
+        _set("post_observations", 2, post_id="p1"),
+        "expect_compound_columns_to_be_unique",
+        1,
+    ),
+    (
+        "thread_replies",
+        _set("thread_replies", 0, author_id=None),
+        "expect_column_values_to_not_be_null",
+        0,
+    ),
+    (
+        "thread_replies",
+        _set("thread_replies", 1, author_is_company=None),
+        "expect_column_values_to_not_be_null",
+        1,
+    ),
+    (
+        "thread_replies",
+        _set("thread_replies", 1, created_at=OBS + dt.timedelta(days=1)),
+        "expect_column_pair_values_a_to_be_greater_than_b",
+        1,
+    ),
     ("probes", _set("probes", 0, channel="pigeon"), "expect_column_values_to_be_in_set", 0),
     ("probes", _set("probes", 0, quality=7), "expect_column_values_to_be_between", 0),
-    ("probes", _set("probes", 0, answered_at=T0 - dt.timedelta(hours=1)), "expect_column_pair_values_a_to_be_greater_than_b", 0),
-    ("manual_metrics", _set("manual_metrics", 0, value=140.0), "expect_column_values_to_be_between", 0),
-    ("manual_metrics", _set("manual_metrics", 0, metric="coolness"), "expect_column_values_to_be_in_set", 0),
+    (
+        "probes",
+        _set("probes", 0, answered_at=T0 - dt.timedelta(hours=1)),
+        "expect_column_pair_values_a_to_be_greater_than_b",
+        0,
+    ),
+    (
+        "manual_metrics",
+        _set("manual_metrics", 0, value=140.0),
+        "expect_column_values_to_be_between",
+        0,
+    ),
+    (
+        "manual_metrics",
+        _set("manual_metrics", 0, metric="coolness"),
+        "expect_column_values_to_be_in_set",
+        0,
+    ),
 ]
 
 
@@ -136,7 +292,11 @@ def test_missing_column_is_caught_by_the_column_list(tmp_path):
 def test_every_column_rule_of_the_record_schema_becomes_an_expectation():
     for schema in records.RAW_SCHEMAS.values():
         exps = expectations_for(schema, NOW)
-        not_null = {e.column for e in exps if e.expectation_type == "expect_column_values_to_not_be_null"}
+        not_null = {
+            e.column for e in exps if e.expectation_type == "expect_column_values_to_not_be_null"
+        }
         assert not_null == {c.name for c in schema.columns if not c.nullable}, schema.table
-        in_set = {e.column for e in exps if e.expectation_type == "expect_column_values_to_be_in_set"}
+        in_set = {
+            e.column for e in exps if e.expectation_type == "expect_column_values_to_be_in_set"
+        }
         assert in_set == {c.name for c in schema.columns if c.allowed}, schema.table

@@ -15,9 +15,21 @@ D2 = dt.datetime(2026, 2, 2)
 
 
 def post(post_id, observed_at, likes, **extra):
-    row = dict(platform="sample", post_id=post_id, account_id="a1", company_id="c1",
-               created_at=dt.datetime(2026, 1, 30, 9), kind="original", likes=likes, replies=0,
-               reposts=0, quotes=0, views=None, url=None, observed_at=observed_at)
+    row = dict(
+        platform="sample",
+        post_id=post_id,
+        account_id="a1",
+        company_id="c1",
+        created_at=dt.datetime(2026, 1, 30, 9),
+        kind="original",
+        likes=likes,
+        replies=0,
+        reposts=0,
+        quotes=0,
+        views=None,
+        url=None,
+        observed_at=observed_at,
+    )
     row.update(extra)
     return row
 
@@ -55,10 +67,21 @@ def test_latest_values_win_where_the_natural_key_repeats(tmp_path):
 
 
 def test_a_failing_batch_rolls_back_every_table(tmp_path):
-    snap = records.to_arrow(records.ACCOUNT_SNAPSHOTS, [
-        dict(platform="sample", company_id="c1", account_id="a1", handle="a1", observed_at=D1,
-             followers=10, following=1, posts_total=1)
-    ])
+    snap = records.to_arrow(
+        records.ACCOUNT_SNAPSHOTS,
+        [
+            dict(
+                platform="sample",
+                company_id="c1",
+                account_id="a1",
+                handle="a1",
+                observed_at=D1,
+                followers=10,
+                following=1,
+                posts_total=1,
+            )
+        ],
+    )
     # a null in a not-null column slips past (no validation here): the insert must fail
     bad = posts([post("p1", D1, 3), post("p2", D1, None)])
     with connect(tmp_path / "w.duckdb") as con:

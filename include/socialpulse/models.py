@@ -1,0 +1,274 @@
+"""The SQL models in ``include/sql``: finding them, ordering them, building them.
+
+One model per file, ``include/sql/<layer>/<name>.sql``, relation ``<layer>.<name>``. Each
+file is a single pure SELECT preceded by a YAML header in a block comment::
+
+    /* ---
+    description: >
+      What this model is, one row per what.
+    columns:
+      company_id: Registry id of the company.
+    --- */
+    select ...
+
+Dependencies are read from the SQL: every schema-qualified reference to ``staging.x``,
+``intermediate.x`` or ``marts.x`` is one (``raw.`` and ``ref.`` are sources). Staging models
+are views, intermediate and mart models tables; a header may override this with
+``materialization: view|table``.
+
+:func:`discover` runs at DAG parse time (one Airflow task per model), so it only reads files
+and uses regular expressions and YAML: no DuckDB import here at module level or in it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    import duckdb
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+SQL_DIR = PROJECT_ROOT / "include" / "sql"
+
+#: Model layers in build order; the directory name is the schema.
+LAYERS = ("staging", "intermediate", "marts")
+#: Default materialization per layer.
+MATERIALIZATIONS = {"staging": "view", "intermediate": "table", "marts": "table"}
+
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
+_HEADER = re.compile(
+    r"\A\s*/\*[ \t]*---[ \t]*\r?\n(?P<yaml>.*?)^[ \t]*---[ \t]*\*/(?P<body>.*)\Z",
+    re.DOTALL | re.MULTILINE,
+)
+_REFERENCE = re.compile(
+    r"(?<![\w.\"])(?P<layer>" + "|".join(LAYERS) + r")\s*\.\s*(?P<name>[A-Za-z_][A-Za-z0-9_]*)",
+    re.IGNORECASE,
+)
+# What is not SQL code: string literals, quoted identifiers, line and block comments.
+_NOT_CODE = re.compile(r"'(?:[^']|'')*'|--[^\n]*|/\*.*?\*/", re.DOTALL)
+
+
+class ModelError(ValueError):
+    """A model file is malformed or the models do not form a DAG. The message names the file."""
+
+
+class ModelBuildError(RuntimeError):
+    """Building a model in the warehouse failed. The message names the model and its file."""
+
+
+@dataclass(frozen=True)
+class Model:
+    name: str
+    layer: str
+    path: Path
+    #: the SELECT, without the header
+    sql: str
+    description: str
+    #: documented output columns, name -> description, in header order
+    columns: dict[str, str]
+    #: qualified names of the models this one reads, sorted
+    depends_on: tuple[str, ...]
+    materialization: str  # 'view' | 'table'
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.layer}.{self.name}"
+
+    def __hash__(self) -> int:  # columns is a dict: hash on identity fields only
+        return hash((self.layer, self.name, self.path))
+
+
+def references(sql: str) -> set[str]:
+    """Qualified model names (``layer.name``, lowercased) referenced in ``sql``."""
+    code = _NOT_CODE.sub(" ", sql)
+    return {f"{m['layer'].lower()}.{m['name'].lower()}" for m in _REFERENCE.finditer(code)}
+
+
+def parse_model(path: Path, layer: str) -> Model:
+    """Read one model file. Raises :class:`ModelError` naming the file when malformed."""
+    name = path.stem
+    if not _IDENTIFIER.match(name):
+        raise ModelError(
+            f"{path}: file name {name!r} is not a valid relation name "
+            "(lowercase letters, digits and '_', not starting with a digit)"
+        )
+    if layer not in LAYERS:
+        raise ModelError(f"{path}: layer {layer!r} is not one of {list(LAYERS)}")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ModelError(f"{path}: cannot read model file: {exc.strerror}") from exc
+    match = _HEADER.match(text)
+    if match is None:
+        raise ModelError(
+            f"{path}: missing header: the file must start with a YAML block comment "
+            "'/* --- ... --- */' holding description and columns"
+        )
+    header = _parse_header(path, match["yaml"])
+    sql = match["body"].strip().rstrip(";").strip()
+    if not sql:
+        raise ModelError(f"{path}: no SQL after the header")
+    if ";" in _NOT_CODE.sub(" ", sql):
+        raise ModelError(f"{path}: a model is a single SELECT; found ';' inside the SQL")
+    materialization = header.get("materialization", MATERIALIZATIONS[layer])
+    if materialization not in ("view", "table"):
+        raise ModelError(
+            f"{path}: header 'materialization' must be 'view' or 'table', got {materialization!r}"
+        )
+    deps = references(sql) - {f"{layer}.{name}"}
+    if f"{layer}.{name}" in references(sql):
+        raise ModelError(f"{path}: model {layer}.{name} references itself (cycle)")
+    return Model(
+        name=name,
+        layer=layer,
+        path=path,
+        sql=sql,
+        description=header["description"],
+        columns=header["columns"],
+        depends_on=tuple(sorted(deps)),
+        materialization=materialization,
+    )
+
+
+def _parse_header(path: Path, text: str) -> dict[str, Any]:
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ModelError(f"{path}: invalid header: not valid YAML: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise ModelError(f"{path}: invalid header: expected a mapping with description and columns")
+    unknown = sorted(set(doc) - {"description", "columns", "materialization"})
+    if unknown:
+        raise ModelError(f"{path}: invalid header: unknown key(s) {unknown}")
+    description = doc.get("description")
+    if not isinstance(description, str) or not description.strip():
+        raise ModelError(f"{path}: invalid header: 'description' is missing or empty")
+    columns = doc.get("columns")
+    if not isinstance(columns, dict) or not columns:
+        raise ModelError(
+            f"{path}: invalid header: 'columns' must map every output column to its description"
+        )
+    out: dict[str, str] = {}
+    for col, desc in columns.items():
+        if not isinstance(col, str) or not _IDENTIFIER.match(col):
+            raise ModelError(f"{path}: invalid header: column name {col!r} is not an identifier")
+        if not isinstance(desc, str) or not desc.strip():
+            raise ModelError(f"{path}: invalid header: column {col!r} has no description")
+        out[col] = " ".join(desc.split())
+    doc["description"] = " ".join(description.split())
+    doc["columns"] = out
+    return doc
+
+
+def discover(sql_dir: str | Path | None = None) -> list[Model]:
+    """All models under ``sql_dir`` (default :data:`SQL_DIR`), dependencies first.
+
+    The order is deterministic: among models whose dependencies are built, layer order then
+    name. Raises :class:`ModelError` (a ``ValueError``) naming the file for a malformed
+    header or file name, a reference to an unknown model, or a cycle.
+    """
+    root = Path(sql_dir) if sql_dir is not None else SQL_DIR
+    if not root.is_dir():
+        raise ModelError(f"{root}: SQL model directory does not exist")
+    models: dict[str, Model] = {}
+    for layer in LAYERS:
+        layer_dir = root / layer
+        if not layer_dir.is_dir():
+            continue
+        for path in sorted(layer_dir.glob("*.sql")):
+            model = parse_model(path, layer)
+            models[model.qualified] = model
+    for model in models.values():
+        for dep in model.depends_on:
+            if dep not in models:
+                raise ModelError(
+                    f"{model.path}: model {model.qualified} references unknown model {dep!r}"
+                )
+    return _toposort(models)
+
+
+def _sort_key(model: Model) -> tuple[int, str]:
+    return (LAYERS.index(model.layer), model.name)
+
+
+def _toposort(models: dict[str, Model]) -> list[Model]:
+    remaining = {q: set(m.depends_on) for q, m in models.items()}
+    dependents: dict[str, list[str]] = {q: [] for q in models}
+    for q, deps in remaining.items():
+        for dep in deps:
+            dependents[dep].append(q)
+    ready = [(_sort_key(models[q]), q) for q, deps in remaining.items() if not deps]
+    heapq.heapify(ready)
+    ordered: list[Model] = []
+    while ready:
+        _, q = heapq.heappop(ready)
+        ordered.append(models[q])
+        for d in dependents[q]:
+            remaining[d].discard(q)
+            if not remaining[d]:
+                heapq.heappush(ready, (_sort_key(models[d]), d))
+    if len(ordered) < len(models):
+        stuck = {q for q in models if remaining[q]}
+        cycle = _find_cycle(stuck, remaining)
+        files = ", ".join(str(models[q].path) for q in cycle[:-1])
+        raise ModelError(f"dependency cycle {' -> '.join(cycle)} (files: {files})")
+    return ordered
+
+
+def _find_cycle(stuck: set[str], remaining: dict[str, set[str]]) -> list[str]:
+    """One cycle among models that could not be ordered, as a closed path a -> b -> a."""
+    start = min(stuck)
+    path = [start]
+    seen = {start: 0}
+    node = start
+    while True:
+        node = min(d for d in remaining[node] if d in stuck)
+        if node in seen:
+            return [*path[seen[node] :], node]
+        seen[node] = len(path)
+        path.append(node)
+
+
+def build_model(con: duckdb.DuckDBPyConnection, model: Model) -> int:
+    """``create or replace view|table <qualified> as <sql>`` in one transaction.
+
+    Returns the number of rows of the built relation (for a view: the rows it returns now).
+    Any failure is rolled back and re-raised as :class:`ModelBuildError` naming the model
+    and its file.
+    """
+    kind = model.materialization
+    other = "table" if kind == "view" else "view"
+    con.execute("begin transaction")
+    try:
+        existing = con.execute(
+            "select table_type from information_schema.tables "
+            "where table_schema = ? and table_name = ?",
+            [model.layer, model.name],
+        ).fetchone()
+        if existing is not None and (existing[0] == "VIEW") != (kind == "view"):
+            con.execute(f"drop {other} {model.qualified}")
+        con.execute(f"create or replace {kind} {model.qualified} as\n{model.sql}")
+        rows = con.execute(f"select count(*) from {model.qualified}").fetchone()[0]
+        con.execute("commit")
+    except Exception as exc:
+        with contextlib.suppress(Exception):
+            con.execute("rollback")
+        raise ModelBuildError(f"model {model.qualified} ({model.path}): {exc}") from exc
+    return int(rows)
+
+
+def build_all(
+    con: duckdb.DuckDBPyConnection, models: Iterable[Model] | None = None
+) -> dict[str, int]:
+    """Build ``models`` (default: :func:`discover`) in order. Returns rows per qualified name."""
+    ordered = discover() if models is None else list(models)
+    return {m.qualified: build_model(con, m) for m in ordered}

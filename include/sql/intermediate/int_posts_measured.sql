@@ -1,0 +1,185 @@
+/* ---
+description: >
+  The company's own posts (kind original, rule 3) with their counts at the end of the
+  period they were created in and their account's followers at post time, one row per
+  post and period type (each post falls in exactly one week and one month).
+columns:
+  company_id: Registry id of the company.
+  platform: Platform the post is on.
+  post_id: The platform's id of the post.
+  account_id: The company account that published the post.
+  created_at: When the post was published (UTC).
+  period_type: week or month.
+  period_start: First day of the period the post was created in.
+  likes: Likes at period end (state at period end, rule 1).
+  replies: Replies at period end.
+  reposts: Reposts at period end.
+  quotes: Quotes at period end.
+  interactions: likes + replies + reposts + quotes at period end.
+  counts_observed_at: The observation the counts come from.
+  followers_at_post: The account's followers at created_at (latest snapshot at or before, else the
+    earliest after; rule 4).
+--- */
+with
+
+posts as (
+    select
+        platform,
+        post_id,
+        account_id,
+        company_id,
+        created_at
+    from staging.stg_posts
+    where kind = 'original'
+),
+
+observations as (
+    select
+        platform,
+        post_id,
+        observed_at,
+        likes,
+        replies,
+        reposts,
+        quotes
+    from staging.stg_post_observations
+),
+
+snapshots as (
+    select
+        platform,
+        account_id,
+        observed_at,
+        followers
+    from staging.stg_account_snapshots
+),
+
+periods as (
+    select
+        period_type,
+        period_start,
+        start_at,
+        end_at
+    from intermediate.int_periods_generated
+),
+
+post_periods as (
+    select
+        posts.company_id,
+        posts.platform,
+        posts.post_id,
+        posts.account_id,
+        posts.created_at,
+        periods.period_type,
+        periods.period_start,
+        periods.end_at
+    from posts
+    inner join periods
+        on
+            posts.created_at >= periods.start_at
+            and posts.created_at < periods.end_at
+),
+
+counts_at_or_before_end as (
+    select
+        post_periods.company_id,
+        post_periods.platform,
+        post_periods.post_id,
+        post_periods.account_id,
+        post_periods.created_at,
+        post_periods.period_type,
+        post_periods.period_start,
+        post_periods.end_at,
+        observations.observed_at,
+        observations.likes,
+        observations.replies,
+        observations.reposts,
+        observations.quotes
+    from post_periods
+    asof left join observations
+        on
+            post_periods.platform = observations.platform
+            and post_periods.post_id = observations.post_id
+            and post_periods.end_at >= observations.observed_at
+),
+
+counts_at_end as (
+    select
+        counts_at_or_before_end.company_id,
+        counts_at_or_before_end.platform,
+        counts_at_or_before_end.post_id,
+        counts_at_or_before_end.account_id,
+        counts_at_or_before_end.created_at,
+        counts_at_or_before_end.period_type,
+        counts_at_or_before_end.period_start,
+        coalesce(
+            counts_at_or_before_end.observed_at, observations.observed_at
+        ) as counts_observed_at,
+        coalesce(counts_at_or_before_end.likes, observations.likes) as likes,
+        coalesce(counts_at_or_before_end.replies, observations.replies) as replies,
+        coalesce(counts_at_or_before_end.reposts, observations.reposts) as reposts,
+        coalesce(counts_at_or_before_end.quotes, observations.quotes) as quotes
+    from counts_at_or_before_end
+    asof left join observations
+        on
+            counts_at_or_before_end.platform = observations.platform
+            and counts_at_or_before_end.post_id = observations.post_id
+            and counts_at_or_before_end.end_at < observations.observed_at
+),
+
+followers_at_or_before_post as (
+    select
+        counts_at_end.*,
+        snapshots.followers
+    from counts_at_end
+    asof left join snapshots
+        on
+            counts_at_end.platform = snapshots.platform
+            and counts_at_end.account_id = snapshots.account_id
+            and counts_at_end.created_at >= snapshots.observed_at
+),
+
+followers_at_post as (
+    select
+        followers_at_or_before_post.company_id,
+        followers_at_or_before_post.platform,
+        followers_at_or_before_post.post_id,
+        followers_at_or_before_post.account_id,
+        followers_at_or_before_post.created_at,
+        followers_at_or_before_post.period_type,
+        followers_at_or_before_post.period_start,
+        followers_at_or_before_post.likes,
+        followers_at_or_before_post.replies,
+        followers_at_or_before_post.reposts,
+        followers_at_or_before_post.quotes,
+        followers_at_or_before_post.counts_observed_at,
+        coalesce(followers_at_or_before_post.followers, snapshots.followers) as followers_at_post
+    from followers_at_or_before_post
+    asof left join snapshots
+        on
+            followers_at_or_before_post.platform = snapshots.platform
+            and followers_at_or_before_post.account_id = snapshots.account_id
+            and followers_at_or_before_post.created_at < snapshots.observed_at
+),
+
+measured as (
+    -- column order = the documented output order
+    select  -- noqa: ST06
+        company_id,
+        platform,
+        post_id,
+        account_id,
+        created_at,
+        period_type,
+        period_start,
+        likes,
+        replies,
+        reposts,
+        quotes,
+        likes + replies + reposts + quotes as interactions,
+        counts_observed_at,
+        followers_at_post
+    from followers_at_post
+)
+
+select * from measured

@@ -1,0 +1,169 @@
+"""socialpulse.models: discovery, ordering, errors, building, documented columns."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from typing import TYPE_CHECKING
+
+import pytest
+
+from socialpulse import models
+from socialpulse.warehouse import connect
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+REQUIRED_MARTS = {"marts.company_metrics", "marts.success_index", "marts.segment_benchmarks"}
+
+
+def write_model(root: Path, layer: str, name: str, sql: str, header: str | None = None) -> Path:
+    if header is None:
+        header = "/* ---\ndescription: A test model.\ncolumns:\n  x: The value.\n--- */\n"
+    path = root / layer / f"{name}.sql"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(header + textwrap.dedent(sql), encoding="utf-8")
+    return path
+
+
+def test_discovery_order_respects_dependencies(all_models):
+    seen: set[str] = set()
+    for m in all_models:
+        assert set(m.depends_on) <= seen, f"{m.qualified} built before {set(m.depends_on) - seen}"
+        seen.add(m.qualified)
+    assert seen >= REQUIRED_MARTS
+    assert [m.qualified for m in models.discover()] == [m.qualified for m in all_models]
+
+
+def test_model_attributes(all_models):
+    by_name = {m.qualified: m for m in all_models}
+    stg = by_name["staging.stg_account_snapshots"]
+    assert (stg.layer, stg.name, stg.materialization) == (
+        "staging",
+        "stg_account_snapshots",
+        "view",
+    )
+    assert stg.path.name == "stg_account_snapshots.sql"
+    assert not stg.sql.lstrip().startswith("/*")
+    mart = by_name["marts.success_index"]
+    assert mart.materialization == "table"
+    assert "intermediate.int_dimension_scores" in mart.depends_on
+    for m in all_models:
+        assert m.description
+        assert all(d.startswith(("staging.", "intermediate.", "marts.")) for d in m.depends_on)
+
+
+def test_discover_does_not_import_duckdb():
+    code = (
+        "import sys\n"
+        "from socialpulse import models\n"
+        "assert models.discover()\n"
+        "assert 'duckdb' not in sys.modules, 'discover imported duckdb'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_references_ignore_comments_and_strings():
+    sql = "select 'marts.x' as a -- staging.y\n/* intermediate.z */ from staging.real as r"
+    assert models.references(sql) == {"staging.real"}
+
+
+def test_unknown_reference(tmp_path):
+    path = write_model(tmp_path, "staging", "stg_a", "select 1 as x from staging.stg_missing")
+    with pytest.raises(ValueError, match="stg_missing") as err:
+        models.discover(tmp_path)
+    assert str(path) in str(err.value)
+
+
+def test_cycle(tmp_path):
+    a = write_model(tmp_path, "intermediate", "int_a", "select x from intermediate.int_b")
+    b = write_model(tmp_path, "intermediate", "int_b", "select x from intermediate.int_a")
+    write_model(tmp_path, "staging", "stg_ok", "select 1 as x")
+    with pytest.raises(ValueError, match="cycle") as err:
+        models.discover(tmp_path)
+    assert str(a) in str(err.value) and str(b) in str(err.value)
+    assert "intermediate.int_a -> intermediate.int_b -> intermediate.int_a" in str(err.value)
+
+
+def test_self_reference_is_a_cycle(tmp_path):
+    write_model(tmp_path, "marts", "m", "select x from marts.m")
+    with pytest.raises(ValueError, match="cycle"):
+        models.discover(tmp_path)
+
+
+def test_missing_header(tmp_path):
+    path = write_model(tmp_path, "staging", "stg_a", "select 1 as x", header="")
+    with pytest.raises(ValueError, match="missing header") as err:
+        models.discover(tmp_path)
+    assert str(path) in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("header", "message"),
+    [
+        ("/* ---\ndescription: [unclosed\n--- */\n", "not valid YAML"),
+        ("/* ---\ncolumns:\n  x: The value.\n--- */\n", "description"),
+        ("/* ---\ndescription: A model.\n--- */\n", "columns"),
+        ("/* ---\ndescription: A model.\ncolumns:\n  x:\n--- */\n", "no description"),
+        ("/* ---\ndescription: A.\ncolumns:\n  x: X.\nmaterialization: mv\n--- */\n", "view"),
+    ],
+)
+def test_invalid_header(tmp_path, header, message):
+    path = write_model(tmp_path, "staging", "stg_a", "select 1 as x", header=header)
+    with pytest.raises(ValueError, match=message) as err:
+        models.discover(tmp_path)
+    assert str(path) in str(err.value)
+
+
+def test_invalid_file_name(tmp_path):
+    path = write_model(tmp_path, "staging", "stg-bad", "select 1 as x")
+    with pytest.raises(ValueError, match="not a valid relation name") as err:
+        models.discover(tmp_path)
+    assert str(path) in str(err.value)
+
+
+def test_build_and_error(tmp_path):
+    root = tmp_path / "sql"
+    write_model(root, "staging", "stg_a", "select 1 as x union all select 2 as x")
+    write_model(root, "marts", "m_a", "select x from staging.stg_a")
+    found = models.discover(root)
+    with connect(tmp_path / "w.duckdb") as con:
+        assert models.build_all(con, found) == {"staging.stg_a": 2, "marts.m_a": 2}
+        kinds = dict(
+            con.execute(
+                "select table_schema || '.' || table_name, table_type "
+                "from information_schema.tables where table_schema in ('staging', 'marts')"
+            ).fetchall()
+        )
+        assert kinds == {"staging.stg_a": "VIEW", "marts.m_a": "BASE TABLE"}
+        # rebuilding is idempotent
+        assert models.build_all(con, found) == {"staging.stg_a": 2, "marts.m_a": 2}
+        bad = write_model(root, "marts", "m_bad", "select no_such_column from staging.stg_a")
+        model = models.parse_model(bad, "marts")
+        with pytest.raises(models.ModelBuildError, match=r"model marts\.m_bad") as err:
+            models.build_model(con, model)
+        assert str(bad) in str(err.value)
+        assert "no_such_column" in str(err.value)
+        # rolled back: nothing created, the connection is usable
+        assert (
+            con.execute(
+                "select count(*) from information_schema.tables where table_name = 'm_bad'"
+            ).fetchone()[0]
+            == 0
+        )
+
+
+def test_documented_columns_equal_output_columns(tmp_path, all_models):
+    with connect(tmp_path / "empty.duckdb") as con:
+        models.build_all(con, all_models)
+        for m in all_models:
+            actual = [r[0] for r in con.execute(f"describe {m.qualified}").fetchall()]
+            assert actual == list(m.columns), f"{m.path}: documented {list(m.columns)}"
+
+
+def test_company_metrics_has_every_metric(all_models):
+    from socialpulse.registry import METRICS
+
+    cols = {m.qualified: m.columns for m in all_models}["marts.company_metrics"]
+    assert set(METRICS) | {"interactions"} <= set(cols)

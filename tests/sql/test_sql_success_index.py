@@ -1,0 +1,218 @@
+"""Scores, dimension scores, success index, goal attainment and segment benchmarks.
+
+Week 2 (2024-01-08) values of the craft companies, from test_sql_company_metrics.py:
+
+| metric                       | a                         | b     | c    |
+|------------------------------|---------------------------|-------|------|
+| followers                    | 181                       | 220   | 270  |
+| follower_growth_weekly       | (181/160)^(7/11.5)-1=.078 | .1    | -.1  |
+| posts_per_week               | 2                         | 2     | 3    |
+| engagement_rate              | .1227                     | .03   | .01  |
+| likes_per_1k                 | 95.45                     | 25    | 10   |
+| service_level                | .8                        | .5    | 1    |
+| response_hours_median        | 15                        | 3     | 1    |
+| unique_interactors           | 4                         | 2     | 1    |
+| repeat_interactor_share      | .5                        | 0     | 0    |
+| interactions_per_effort_hour | 2.2                       | 6     | 1.8  |
+| probe_answer_rate            | .5                        | 1     | 0    |
+| probe_response_hours_median  | 10                        | 6     | null |
+| findability                  | 70                        | 60    | 50   |
+| image                        | 80                        | 80    | null |
+
+With 3 values the scores are 100 x (rank - 1) / 2 = 0, 50, 100.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+W1 = dt.date(2024, 1, 1)
+W2 = dt.date(2024, 1, 8)
+JAN = dt.date(2024, 1, 1)
+
+approx = pytest.approx
+
+
+@pytest.fixture
+def score(one):
+    def _score(company, metric, start=W2, period_type="week"):
+        return one(
+            "intermediate.int_metric_scores",
+            company_id=company,
+            metric=metric,
+            period_type=period_type,
+            period_start=start,
+        )["metric_score"]
+
+    return _score
+
+
+@pytest.fixture
+def index(one):
+    return lambda company, start=W2, period_type="week": one(
+        "marts.success_index", company_id=company, period_type=period_type, period_start=start
+    )
+
+
+def test_long_format_holds_values_and_nulls(one, rows):
+    r = one(
+        "intermediate.int_metric_scores",
+        company_id="a",
+        metric="followers",
+        period_type="week",
+        period_start=W2,
+    )
+    assert (r["metric_value"], r["peers_with_value"], r["dimension"]) == (181, 3, "reach")
+    # 5 companies x 8 periods x 15 metrics, nulls included
+    assert len(rows("intermediate.int_metric_scores")) == 5 * 8 * 15
+
+
+def test_metric_scores_percent_rank(score):
+    # followers 181 < 220 < 270
+    assert [score(c, "followers") for c in "abc"] == [0, 50, 100]
+    # growth .1 (b) > .078 (a) > -.1 (c)
+    assert [score(c, "follower_growth_weekly") for c in "abc"] == [50, 100, 0]
+    # probe_answer_rate .5, 1, 0
+    assert [score(c, "probe_answer_rate") for c in "abc"] == [50, 100, 0]
+
+
+def test_ties_share_the_lower_rank(score):
+    # posts_per_week 2, 2, 3: a and b share rank 1 -> 0, c rank 3 -> 100
+    assert [score(c, "posts_per_week") for c in "abc"] == [0, 0, 100]
+    # repeat share .5, 0, 0: b and c rank 1 -> 0, a rank 3 -> 100 x 2/2
+    assert [score(c, "repeat_interactor_share") for c in "abc"] == [100, 0, 0]
+
+
+def test_lower_is_better_reversed(score):
+    # response hours 15 (a), 3 (b), 1 (c): best (lowest) gets 100
+    assert [score(c, "response_hours_median") for c in "abc"] == [0, 50, 100]
+
+
+def test_fewer_than_three_peers_no_score(score, rows):
+    # probe_response_hours_median: only a (10) and b (6) have a value -> n = 2
+    assert [score(c, "probe_response_hours_median") for c in "abc"] == [None, None, None]
+    # image: a, b only
+    assert [score(c, "image") for c in "abc"] == [None, None, None]
+    # corporation has 2 companies: nothing is ever scored there
+    corp = rows("intermediate.int_metric_scores", segment="corporation")
+    assert corp and all(r["metric_score"] is None for r in corp)
+
+
+def test_null_value_never_scored(score):
+    # growth in week 1: only a has a value (b and c: d = 0) -> n = 1, and nulls stay null
+    assert [score(c, "follower_growth_weekly", W1) for c in "abc"] == [None, None, None]
+
+
+def test_dimension_scores(index):
+    a = index("a")
+    assert a["reach_score"] == 0
+    assert a["growth_score"] == 50
+    assert a["engagement_score"] == 100
+    # liveliness = mean(posts 0, service .8 -> 50, response 15 h -> 0, probe rate .5 -> 50)
+    assert a["liveliness_score"] == approx((0 + 50 + 0 + 50) / 4)
+    assert a["sympathy_score"] == 100
+    assert a["relationships_score"] == approx((100 + 100) / 2)  # unique 4, repeat .5
+    assert a["efficiency_score"] == 50  # 2.2 between 1.8 and 6
+    assert a["findability_score"] == 100
+    assert a["image_score"] is None  # only 2 values
+    b = index("b")
+    # posts 0 (tie), service .5 -> 0, response 3 h -> 50, probe rate 1 -> 100
+    assert b["liveliness_score"] == approx((0 + 0 + 50 + 100) / 4)
+    assert b["relationships_score"] == approx((50 + 0) / 2)
+
+
+def test_success_index_with_goals_zero_weights_and_unscored_dimension(index):
+    # a weighs reach 2, engagement 1, liveliness 1, findability 1, image 1, all else 0.
+    # growth (score 50) weighs 0; image has no score -> left out of the denominator:
+    # (2 x 0 + 1 x 100 + 1 x 25 + 1 x 100) / (2 + 1 + 1 + 1)
+    assert index("a")["success_index"] == approx(225 / 5)
+
+
+def test_success_index_without_goals_uses_default_weights(index):
+    # b: first seven dimensions weigh 1 (findability 50 and image weigh 0):
+    # reach 50, growth 100, engagement 50, liveliness 37.5, sympathy 50,
+    # relationships 25, efficiency 100 -> 412.5 / 7
+    assert index("b")["success_index"] == approx(412.5 / 7)
+    # c: reach 100, growth 0, engagement 0, liveliness (100+100+100+0)/4 = 75, sympathy 0,
+    # relationships 0, efficiency 0 -> 175 / 7
+    assert index("c")["success_index"] == approx(175 / 7)
+
+
+def test_success_index_null_without_scores_and_rank(index):
+    # corporation: fewer than 3 companies -> no dimension score -> null index
+    assert index("x")["success_index"] is None
+    assert index("x")["reach_score"] is None
+    # craft week 2: b 58.9 > a 45 > c 25
+    assert [index(c)["segment_rank"] for c in "bac"] == [1, 2, 3]
+    # nulls last: both corporation companies are null and share rank 1 among themselves
+    assert [index(c)["segment_rank"] for c in "xy"] == [1, 1]
+
+
+def test_goal_attainment(index):
+    a = index("a")
+    # posts_per_week 2 >= 2 met; response 15 <= 12 missed; engagement .1227 > .1 met
+    assert (a["targets_met"], a["targets_evaluated"]) == (2, 3)
+    assert a["goal_attainment"] == approx(2 / 3)
+    a1 = index("a", W1)
+    # week 1: posts 1 >= 2 missed; response null -> not evaluated; engagement .1 > .1 missed
+    assert (a1["targets_met"], a1["targets_evaluated"], a1["goal_attainment"]) == (0, 2, 0)
+    # y: followers 10 >= 10 met in week 2; 0 at the end of week 1
+    assert index("y")["goal_attainment"] == 1
+    assert index("y", W1)["goal_attainment"] == 0
+
+
+def test_goal_attainment_null_when_nothing_evaluable(index):
+    # c's only target is on probe_response_hours_median, which is null in week 2
+    c = index("c")
+    assert (c["targets_met"], c["targets_evaluated"], c["goal_attainment"]) == (0, 0, None)
+    # b has no targets at all
+    b = index("b")
+    assert (b["targets_met"], b["targets_evaluated"], b["goal_attainment"]) == (0, 0, None)
+
+
+def test_month_scores(index):
+    # January, craft: followers at 02-01 a 181, b 220, c 270 -> a 0
+    assert index("a", JAN, "month")["reach_score"] == 0
+    assert index("c", JAN, "month")["reach_score"] == 100
+
+
+# --- segment benchmarks ------------------------------------------------------------------
+
+
+def test_benchmark_quartiles(one):
+    r = one(
+        "marts.segment_benchmarks",
+        segment="craft",
+        period_type="week",
+        period_start=W2,
+        metric="followers",
+    )
+    # 181, 220, 270: p25 at position 0.5 -> 181 + 0.5 x 39; median 220;
+    # p75 at position 1.5 -> 220 + 0.5 x 50
+    assert (r["n"], r["p25"], r["median"], r["p75"]) == (3, 200.5, 220, 245)
+    assert r["period_end"] == dt.date(2024, 1, 15)
+    h = one(
+        "marts.segment_benchmarks",
+        segment="craft",
+        period_type="week",
+        period_start=W2,
+        metric="response_hours_median",
+    )
+    # 1, 3, 15 -> 1 + 0.5 x 2; 3; 3 + 0.5 x 12
+    assert (h["p25"], h["median"], h["p75"]) == (2, 3, 9)
+
+
+def test_benchmark_not_published_below_three(rows):
+    craft_w2 = {
+        r["metric"]
+        for r in rows("marts.segment_benchmarks", segment="craft", period_start=W2)
+        if r["period_type"] == "week"
+    }
+    # image and probe_response_hours_median have 2 values only
+    assert "image" not in craft_w2
+    assert "probe_response_hours_median" not in craft_w2
+    assert "findability" in craft_w2
+    assert rows("marts.segment_benchmarks", segment="corporation") == []
+    assert all(r["n"] >= 3 for r in rows("marts.segment_benchmarks"))
