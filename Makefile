@@ -61,5 +61,8 @@ lock: $(VENV)/.created ## recompile requirements*.txt from requirements*.in
 	$(UV) pip compile --quiet --universal --python-version 3.11 requirements.in -o requirements.txt
 	$(UV) pip compile --quiet --universal --python-version 3.11 requirements-dev.in -o requirements-dev.txt
 
+bench: $(VENV)/.installed ## speed and memory of each stage, as ratios to a same-run baseline
+	$(PY) benchmarks/bench_pipeline.py
+
 clean: ## remove the venv, the local Airflow home and generated data
 	rm -rf $(VENV) .airflow data/staging data/quarantine data/*.duckdb data/*.duckdb.wal

@@ -38,11 +38,7 @@ def _window():
 
 def _label(batch: dict) -> dict:
     """Name the mapped task instance in the grid after its batch (e.g. ``sample-b000``)."""
-    get_current_context()["batch_label"] = (
-        batch["batch_id"]
-        if "batch_id" in batch
-        else (f"{batch['platform']}-b{batch['batch_no']:03d}")
-    )
+    get_current_context()["batch_label"] = f"{batch['platform']}-b{batch['batch_no']:03d}"
     return batch
 
 
@@ -51,7 +47,7 @@ BATCH_LABEL = "{{ batch_label }}"
 
 @dag(
     dag_id="socialpulse_ingest",
-    schedule=CronDataIntervalTimetable("0 3 * * *", timezone="UTC"),
+    schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
     start_date=START_DATE,
     catchup=False,
     max_active_runs=1,

@@ -95,9 +95,14 @@ def run(history_days: int = DEFAULT_HISTORY_DAYS, end: dt.date | None = None) ->
     started = time.monotonic()
     _apply_airflow_env()
     s = settings()
-    end = end or dt.datetime.now(dt.UTC).date()
-    # the daily interval [end - 1 day, end), widened to history_days by the backfill param
-    logical = dt.datetime.combine(end - dt.timedelta(days=1), dt.time(3), tzinfo=dt.UTC)
+    # Like a manual trigger: the run's data interval is the last complete day before its
+    # logical date ([yesterday, today) by default), widened to history_days by the
+    # backfill param. The logical date is never a schedule tick (midnight), so the run never
+    # takes the place of a scheduled run of `make airflow`.
+    if end is None:
+        logical = dt.datetime.now(dt.UTC)
+    else:
+        logical = dt.datetime.combine(end, dt.time(0, 0, 1), tzinfo=dt.UTC)
     print(f"socialpulse: companies {s.companies}")
     print(f"socialpulse: warehouse {s.warehouse}")
     print("socialpulse: preparing the Airflow home (metadata DB, pool) ...", flush=True)
@@ -199,6 +204,8 @@ def summary_text(warehouse: Path, period_type: str = "week") -> str:
 def standalone() -> int:
     """``make airflow``: the Airflow UI and scheduler on localhost:8080, DAGs unpaused."""
     env = {**os.environ, **_apply_airflow_env()}
+    # standalone starts its components as `airflow ...` from PATH: use this venv's
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     bootstrap()
     airflow = str(Path(sys.executable).with_name("airflow"))
     password = Path(env["AIRFLOW_HOME"]) / "simple_auth_manager_passwords.json.generated"

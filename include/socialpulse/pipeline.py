@@ -145,6 +145,7 @@ def fetch_batch(
     return {
         "batch_id": bid,
         "platform": batch["platform"],
+        "batch_no": batch["batch_no"],
         "folder": str(folder),
         "paths": paths,
         "rows": rows,
@@ -200,6 +201,7 @@ def load_staged(staged: dict[str, Any], warehouse: str | None = None) -> dict[st
     return {
         "batch_id": staged["batch_id"],
         "platform": staged["platform"],
+        "batch_no": staged["batch_no"],
         "rows": counts,
         "errors": staged["errors"],
     }

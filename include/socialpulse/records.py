@@ -25,6 +25,7 @@ PLATFORMS = ("sample", "mastodon", "bluesky", "rss", "youtube", "facebook")
 POST_KINDS = ("original", "reply", "repost")
 PROBE_CHANNELS = ("public_post", "direct_message", "email", "web_form", "phone")
 MANUAL_METRICS = ("findability", "image")
+PERIOD_TYPES = ("week", "month")
 
 #: Nothing a platform reports can predate this (the oldest networks we read started then).
 EARLIEST_TIMESTAMP = dt.datetime(2004, 1, 1)
@@ -192,11 +193,12 @@ MANUAL_METRIC_VALUES = RecordSchema(
     columns=(
         _COMPANY,
         Column("metric", "VARCHAR", "findability or image.", allowed=MANUAL_METRICS),
+        Column("period_type", "VARCHAR", "week (ISO week) or month.", allowed=PERIOD_TYPES),
         Column("period_start", "DATE", "First day of the ISO week or month measured."),
         Column("value", "DOUBLE", "Value 0-100.", min_value=0, max_value=100),
         _OBSERVED,
     ),
-    key=("company_id", "metric", "period_start"),
+    key=("company_id", "metric", "period_type", "period_start"),
 )
 
 RAW_SCHEMAS: dict[str, RecordSchema] = {

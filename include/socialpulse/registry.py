@@ -13,9 +13,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
-from socialpulse.records import MANUAL_METRICS, PLATFORMS, PROBE_CHANNELS
+from socialpulse.records import MANUAL_METRICS, PERIOD_TYPES, PLATFORMS, PROBE_CHANNELS
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -139,8 +147,19 @@ class Probe(_Strict):
 class ManualMetric(_Strict):
     company_id: str
     metric: Literal[MANUAL_METRICS]  # type: ignore[valid-type]
+    period_type: Literal[PERIOD_TYPES]  # type: ignore[valid-type]
     period_start: dt.date
     value: Annotated[float, Field(ge=0, le=100)]
+
+    @field_validator("period_start")
+    @classmethod
+    def _period_start_begins_the_period(cls, v: dt.date, info: ValidationInfo) -> dt.date:
+        period_type = info.data.get("period_type")
+        if period_type == "week" and v.weekday() != 0:
+            raise ValueError(f"a week starts on a Monday; {v} is a {v:%A}")
+        if period_type == "month" and v.day != 1:
+            raise ValueError(f"a month starts on the first day of the month; {v} is not")
+        return v
 
 
 class Registry(_Strict):
@@ -196,7 +215,7 @@ def load_registry(path: str | Path) -> Registry:
     if doc.get("manual_metrics_file"):
         manual_path = path.parent / str(doc["manual_metrics_file"])
         manual = _load_csv(manual_path, ManualMetric, None, seen)
-        keys = [(m.company_id, m.metric, m.period_start) for m in manual]
+        keys = [(m.company_id, m.metric, m.period_type, m.period_start) for m in manual]
         if len(set(keys)) != len(keys):
             dup = next(k for k in keys if keys.count(k) > 1)
             raise RegistryError(f"{manual_path}: duplicate entry {dup}")

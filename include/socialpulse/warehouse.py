@@ -65,6 +65,7 @@ def create_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(f"create schema if not exists {s}")
     for schema in RAW_SCHEMAS.values():
         con.execute(raw_ddl(schema))
+        _check_columns(con, schema)
     for table, cols in REF_TABLES.items():
         body = ", ".join(f"{n} {t}" for n, t in cols.items())
         con.execute(f"create table if not exists ref.{table} ({body})")
@@ -92,6 +93,27 @@ def create_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
         )
         """
     )
+
+
+class WarehouseSchemaError(RuntimeError):
+    """A raw table in the warehouse file does not match its record schema."""
+
+
+def _check_columns(con: duckdb.DuckDBPyConnection, schema: RecordSchema) -> None:
+    found = [
+        r[0]
+        for r in con.execute(
+            "select column_name from information_schema.columns "
+            "where table_schema = 'raw' and table_name = ? order by ordinal_position",
+            [schema.table],
+        ).fetchall()
+    ]
+    if found != schema.names:
+        raise WarehouseSchemaError(
+            f"{schema.qualified} in the warehouse has columns {found}, but the record schema "
+            f"has {schema.names}: the file was created by another version of socialpulse. "
+            "Move it away (or `make clean`) and rerun to rebuild it from the sources."
+        )
 
 
 def record_fetch_errors(
@@ -135,28 +157,25 @@ def _replace_keys(
 ) -> int:
     cols = ", ".join(schema.names)
     key = ", ".join(schema.key)
+    import pyarrow as pa
+
     view = f"_batch_{schema.table}"
-    con.register(view, data)
+    # last row of a repeated key wins: number the rows in the connector's order first
+    con.register(view, data.append_column("_pos", pa.array(range(data.num_rows), pa.int64())))
     try:
-        # last row of a repeated key wins (row order is the connector's order)
         con.execute(
             f"""
             create or replace temp table _incoming as
-            select {cols} from (
-              select *, row_number() over (partition by {key} order by _pos desc) as _rn
-              from (select *, row_number() over () as _pos from {view})
-            ) where _rn = 1
+            select {cols} from {view}
+            qualify row_number() over (partition by {key} order by _pos desc) = 1
             """
         )
     finally:
         con.unregister(view)
     match = " and ".join(f"t.{k} = i.{k}" for k in schema.key)
     replaced = con.execute(
-        f"select count(*) from {schema.qualified} t where exists (select 1 from _incoming i where {match})"
+        f"delete from {schema.qualified} as t using _incoming as i where {match}"
     ).fetchone()[0]
-    con.execute(
-        f"delete from {schema.qualified} t where exists (select 1 from _incoming i where {match})"
-    )
     con.execute(f"insert into {schema.qualified} ({cols}) select {cols} from _incoming")
     n = con.execute("select count(*) from _incoming").fetchone()[0]
     con.execute("drop table _incoming")

@@ -12,8 +12,9 @@ from tests.conftest import FIXTURES
 
 pytestmark = pytest.mark.integration
 
-# the daily interval [2026-01-31, 2026-02-01) widened to 28 days: observations Jan 5 .. Feb 1
-LOGICAL = dt.datetime(2026, 1, 31, 3, 0, tzinfo=dt.UTC)
+# a manual run at this logical date covers the last complete day [2026-01-31, 2026-02-01),
+# widened to 28 days by the param: daily observations Jan 5 .. Feb 1
+LOGICAL = dt.datetime(2026, 2, 1, 0, 0, 1, tzinfo=dt.UTC)
 BACKFILL = {"backfill_days": 28}
 
 

@@ -13,9 +13,21 @@ Companies (segment, effort h/week, goals):
 * ``x`` Xeno Corp      corporation  none  no goals  (one snapshot only)
 * ``y`` Ypsilon AG     corporation  none  no goals  (0 followers at the start of week 2)
 
-Week 1 = [2024-01-01, 2024-01-08), week 2 = [2024-01-08, 2024-01-15), month Jan =
+Week 1 = [2024-01-01, 2024-01-08), week 2 = [2024-01-08, 2024-01-15), week 3 =
+[2024-01-15, 2024-01-22), week 4 = [2024-01-22, 2024-01-29), month Jan =
 [2024-01-01, 2024-02-01). The latest account snapshot is 2024-02-05 12:00 (a-m), so the
 periods run from week 2024-01-01 to week 2024-02-05 (6 weeks) and months Jan and Feb.
+2024-01-01 is both a Monday and the 1st of a month: manual values for it carry a period type.
+
+Most rows sit in week 2. A few are placed to catch specific mistakes:
+
+* y's post p-y2, reply z1 and probe q6 lie exactly on the week 2/3 boundary (01-15 00:00),
+  and p-y2 exactly at y-m's snapshot: they belong to week 3 only, p-y2 at 10 followers.
+* b's reply s0 and probe q0 lie in week 1, before b's week-2 activity by the same author and
+  company; s0 answers a root post (p-b0) that was never observed itself.
+* r8 (u2 answering u1, not direct) is answered by a: it counts for response hours.
+* probes q7-q9 (week 3) and q10-q13 (week 4) give the craft companies probe response times
+  that tie: exactly (1, 1, 3 hours) and up to float noise (0.15 vs median(0.1, 0.2) hours).
 """
 
 from __future__ import annotations
@@ -134,6 +146,9 @@ POSTS = [
      [("2024-01-14", 10, 0, 0, 0)]),
     ("y", "mastodon", "p-y1", "y-m", "2024-01-09 00:00", "original",
      [("2024-01-14", 1, 0, 0, 0)]),
+    # exactly at the week 2/3 boundary and exactly at y-m's 01-15 00:00 snapshot (10 followers)
+    ("y", "mastodon", "p-y2", "y-m", "2024-01-15 00:00", "original",
+     [("2024-01-16", 2, 1, 0, 0)]),
 ]
 # fmt: on
 
@@ -150,33 +165,54 @@ REPLIES = [
     ("a", "mastodon", "r6", "a-m", "p-a1", "r5", "a-m", True, "2024-01-10 18:00"),  # r5 +6 h
     ("a", "mastodon", "r7", "a-m", "p-a3", "p-a3", "u3", False, "2024-01-13 00:00"),  # unanswered
     ("a", "mastodon", "r8", "a-m", "p-a1", "r1", "u2", False, "2024-01-11 00:00"),  # not direct
+    ("a", "mastodon", "r8a", "a-m", "p-a1", "r8", "a-m", True, "2024-01-12 06:00"),  # r8 +30 h
     ("a", "mastodon", "r9", "a-m", "p-a1", "p-a1", "u4", False, "2024-01-14 00:00"),
     ("a", "mastodon", "r10", "a-m", "p-a1", "r9", "a-m", True, "2024-01-16 00:00"),  # r9 +48 h
+    # week 1, under a root post never observed in post_observations; unanswered
+    ("b", "mastodon", "s0", "b-m", "p-b0", "p-b0", "v1", False, "2024-01-05 00:00"),
     ("b", "mastodon", "s1", "b-m", "p-b1", "p-b1", "v1", False, "2024-01-09 06:00"),
     ("b", "mastodon", "s2", "b-m", "p-b1", "s1", "b-m", True, "2024-01-09 09:00"),  # s1 +3 h
     ("b", "mastodon", "s3", "b-m", "p-b1", "p-b1", "v2", False, "2024-01-09 07:00"),
     ("c", "mastodon", "t1", "c-m", "p-c1", "p-c1", "w1", False, "2024-01-09 01:00"),
     ("c", "mastodon", "t2", "c-m", "p-c1", "t1", "c-m", True, "2024-01-09 02:00"),  # t1 +1 h
+    # exactly at the week 2/3 boundary; unanswered
+    ("y", "mastodon", "z1", "y-m", "p-y1", "p-y1", "f1", False, "2024-01-15 00:00"),
 ]
 #: r7 is fetched twice: the models must count it once (latest observation per reply)
 EXTRA_REPLY_OBSERVATIONS = [("r7", "2024-01-13 06:00")]
 
+PROBES_OBSERVED_AT = "2024-02-05 12:00"
 PROBES = [
     # probe_id, company, sent_at, answered_at
+    ("q0", "b", "2024-01-03 00:00", None),  # week 1
     ("q1", "a", "2024-01-09 00:00", "2024-01-09 10:00"),  # 10 h
     ("q2", "a", "2024-01-10 00:00", None),
     ("q3", "b", "2024-01-09 00:00", "2024-01-09 04:00"),  # 4 h
     ("q4", "b", "2024-01-11 00:00", "2024-01-11 08:00"),  # 8 h
     ("q5", "c", "2024-01-09 00:00", None),
+    ("q6", "y", "2024-01-15 00:00", "2024-01-15 05:00"),  # at the week 2/3 boundary, 5 h
+    # week 3: response times 1, 1, 3 hours (a tie)
+    ("q7", "a", "2024-01-16 00:00", "2024-01-16 01:00"),  # 1 h
+    ("q8", "b", "2024-01-16 00:00", "2024-01-16 01:00"),  # 1 h
+    ("q9", "c", "2024-01-16 00:00", "2024-01-16 03:00"),  # 3 h
+    # week 4: a 9 min = 0.15 h; b median(6 min, 12 min) = median(0.1, 0.2) h; c 1 h
+    ("q10", "a", "2024-01-23 00:00", "2024-01-23 00:09"),
+    ("q11", "b", "2024-01-23 00:00", "2024-01-23 00:06"),
+    ("q12", "b", "2024-01-24 00:00", "2024-01-24 00:12"),
+    ("q13", "c", "2024-01-23 00:00", "2024-01-23 01:00"),
 ]
 
 MANUAL = [
-    # company, metric, period_start (week 2), value
-    ("a", "findability", "2024-01-08", 70.0),
-    ("a", "image", "2024-01-08", 80.0),
-    ("b", "findability", "2024-01-08", 60.0),
-    ("b", "image", "2024-01-08", 80.0),
-    ("c", "findability", "2024-01-08", 50.0),
+    # company, metric, period_type, period_start, value
+    ("a", "findability", "week", "2024-01-08", 70.0),
+    ("a", "image", "week", "2024-01-08", 80.0),
+    ("b", "findability", "week", "2024-01-08", 60.0),
+    ("b", "image", "week", "2024-01-08", 80.0),
+    ("c", "findability", "week", "2024-01-08", 50.0),
+    # 2024-01-01 starts both week 1 and January: the period type says which is meant
+    ("a", "image", "week", "2024-01-01", 30.0),
+    ("a", "image", "month", "2024-01-01", 90.0),
+    ("b", "findability", "month", "2024-01-01", 65.0),
 ]
 
 
@@ -242,7 +278,7 @@ def raw_tables() -> dict[str, Any]:
             "answered_at": T(answered) if answered else None,
             "answer_ref": None,
             "quality": None,
-            "observed_at": T("2024-01-16"),
+            "observed_at": T(PROBES_OBSERVED_AT),
         }
         for pid, company, sent, answered in PROBES
     ]
@@ -250,11 +286,12 @@ def raw_tables() -> dict[str, Any]:
         {
             "company_id": company,
             "metric": metric,
+            "period_type": period_type,
             "period_start": dt.date.fromisoformat(start),
             "value": value,
             "observed_at": T("2024-01-16"),
         }
-        for company, metric, start, value in MANUAL
+        for company, metric, period_type, start, value in MANUAL
     ]
     rows = {
         "account_snapshots": snapshots,

@@ -11,6 +11,7 @@ import pytest
 
 W1 = dt.date(2024, 1, 1)  # week [01-01, 01-08)
 W2 = dt.date(2024, 1, 8)  # week [01-08, 01-15)
+W3 = dt.date(2024, 1, 15)  # week [01-15, 01-22)
 JAN = dt.date(2024, 1, 1)  # month [01-01, 02-01), 31 days
 FEB = dt.date(2024, 2, 1)
 
@@ -198,11 +199,29 @@ def test_service_level_counts_follow_up_questions(week):
     assert week("c", W2)["service_level"] == approx(1.0)  # t1 answered
 
 
-def test_response_hours_median_even_count(week):
+def test_response_hours_median(week):
     # first answers: r1 +2 h (r2), r3 +24 h (r4; r4b later ignored), r5 +6 h (r6),
-    # r9 +48 h (r10) -> sorted 2, 6, 24, 48 -> (6 + 24) / 2
-    assert week("a", W2)["response_hours_median"] == approx(15.0)
+    # r8 +30 h (r8a), r9 +48 h (r10) -> sorted 2, 6, 24, 30, 48 -> 24
+    assert week("a", W2)["response_hours_median"] == approx(24.0)
     assert week("b", W2)["response_hours_median"] == approx(3.0)  # s1 06:00 -> s2 09:00
+
+
+def test_response_hours_median_counts_answered_replies_that_are_not_direct(week):
+    # r8 (u2 answering u1's r1, 01-11 00:00) is not direct: service_level stays 4 / 5. But a
+    # answered it (r8a, 01-12 06:00, +30 h), and response time is over every answered
+    # third-party reply: 2, 6, 24, 30, 48 -> 24 (direct ones only: 2, 6, 24, 48 -> 15)
+    r = week("a", W2)
+    assert r["service_level"] == approx(4 / 5)
+    assert r["response_hours_median"] == approx(24.0)
+
+
+def test_reply_to_the_thread_root_is_direct_even_if_the_root_was_never_observed(week, one):
+    # s0 (v1, 01-05) answers p-b0, the root of its thread, which post_observations never saw.
+    # The root is a company post by definition -> direct; unanswered -> service_level 0 / 1
+    assert one("intermediate.int_replies_classified", reply_id="s0")["is_direct"] is True
+    b = week("b", W1)
+    assert b["service_level"] == 0
+    assert b["response_hours_median"] is None
 
 
 def test_interactors(week):
@@ -213,6 +232,20 @@ def test_interactors(week):
     assert r["repeat_interactor_share"] == approx(2 / 4)
     assert week("b", W2)["unique_interactors"] == 2  # v1, v2
     assert week("b", W2)["repeat_interactor_share"] == 0
+
+
+def test_earlier_replies_and_probes_stay_in_their_period(week):
+    # b in week 1: reply s0 (v1, 01-05) and probe q0 (01-03, unanswered) only
+    b1 = week("b", W1)
+    assert b1["unique_interactors"] == 1  # v1
+    assert b1["probe_answer_rate"] == 0  # 0 / 1
+    # week 2 does not see them: v1 has one reply there (s1) -> no repeat author (0 / 2);
+    # direct s1 answered, s3 not -> 1 / 2; probes q3, q4 answered -> 2 / 2
+    b2 = week("b", W2)
+    assert b2["unique_interactors"] == 2
+    assert b2["repeat_interactor_share"] == 0
+    assert b2["service_level"] == approx(1 / 2)
+    assert b2["probe_answer_rate"] == approx(2 / 2)
 
 
 def test_no_replies_in_period(week):
@@ -246,6 +279,46 @@ def test_manual_metrics(week):
     assert week("a", W1)["findability"] is None
 
 
+def test_manual_metrics_match_period_type_and_start(week, month):
+    # 2024-01-01 starts both week 1 and January. a's image: week value 30, month value 90;
+    # b's findability: month value 65 only -> each lands in its own period type only
+    assert week("a", W1)["image"] == approx(30.0)
+    assert month("a", JAN)["image"] == approx(90.0)
+    assert month("b", JAN)["findability"] == approx(65.0)
+    assert week("b", W1)["findability"] is None
+    assert month("a", JAN)["findability"] is None  # a has a week value for 01-08 only
+
+
+# --- period boundaries (rule 1) ----------------------------------------------------------
+
+
+def test_events_exactly_at_a_boundary_belong_to_the_later_period(week):
+    # post p-y2, reply z1 (f1 to p-y1) and probe q6 are all at 01-15 00:00: the end of week 2
+    # and the start of week 3. Periods are [start, end): week 2 holds only p-y1 (01-09).
+    y2 = week("y", W2)
+    assert y2["posts_per_week"] == approx(1 * 7 / 7)
+    assert y2["interactions"] == 1  # p-y1 at 01-15: 1 + 0 + 0 + 0
+    assert y2["unique_interactors"] == 0
+    assert y2["service_level"] is None
+    assert y2["probe_answer_rate"] is None
+    y3 = week("y", W3)
+    assert y3["posts_per_week"] == approx(1 * 7 / 7)  # p-y2
+    assert y3["interactions"] == 3  # p-y2 at 01-22 (obs 01-16): 2 + 1 + 0 + 0
+    assert y3["unique_interactors"] == 1  # f1
+    assert y3["service_level"] == 0  # z1 is direct (to p-y1), unanswered: 0 / 1
+    assert y3["probe_answer_rate"] == approx(1 / 1)  # q6
+    assert y3["probe_response_hours_median"] == approx(5.0)  # q6 00:00 -> 05:00
+
+
+def test_followers_at_post_time_uses_a_snapshot_taken_exactly_then(week):
+    # p-y2 was created at 01-15 00:00, exactly when a y-m snapshot says 10 followers (the one
+    # before, 01-08, says 0). State at t = latest observed_at <= t -> 10, not left out.
+    # interactions 2 + 1 + 0 + 0 = 3 -> 3 / 10; likes 2 / 10 x 1000
+    r = week("y", W3)
+    assert r["engagement_rate"] == approx(0.3)
+    assert r["likes_per_1k"] == approx(200.0)
+
+
 # --- months (rule 6) ---------------------------------------------------------------------
 
 
@@ -265,7 +338,7 @@ def test_month_metrics(month):
     # effort 10 h/week over 31 days: 40 / (10 x 31 / 7)
     assert r["interactions_per_effort_hour"] == approx(40 / (10 * 31 / 7))
     assert r["service_level"] == approx(0.8)
-    assert r["response_hours_median"] == approx(15.0)
+    assert r["response_hours_median"] == approx(24.0)  # a's replies all lie in week 2
     assert r["unique_interactors"] == 4
     assert r["findability"] is None  # measured for week 01-08 only
     assert month("x", FEB)["followers"] == 1000

@@ -10,7 +10,7 @@ Week 2 (2024-01-08) values of the craft companies, from test_sql_company_metrics
 | engagement_rate              | .1227                     | .03   | .01  |
 | likes_per_1k                 | 95.45                     | 25    | 10   |
 | service_level                | .8                        | .5    | 1    |
-| response_hours_median        | 15                        | 3     | 1    |
+| response_hours_median        | 24                        | 3     | 1    |
 | unique_interactors           | 4                         | 2     | 1    |
 | repeat_interactor_share      | .5                        | 0     | 0    |
 | interactions_per_effort_hour | 2.2                       | 6     | 1.8  |
@@ -20,6 +20,10 @@ Week 2 (2024-01-08) values of the craft companies, from test_sql_company_metrics
 | image                        | 80                        | 80    | null |
 
 With 3 values the scores are 100 x (rank - 1) / 2 = 0, 50, 100.
+
+probe_response_hours_median in week 3 (2024-01-15): a 1, b 1, c 3 (q7, q8, q9); in week 4
+(2024-01-22): a 9 min = 0.15 h (q10), b median(6 min, 12 min) = median(0.1, 0.2) h
+= 0.15000000000000002 (q11, q12), c 1 h (q13).
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ import pytest
 
 W1 = dt.date(2024, 1, 1)
 W2 = dt.date(2024, 1, 8)
+W3 = dt.date(2024, 1, 15)
+W4 = dt.date(2024, 1, 22)
 JAN = dt.date(2024, 1, 1)
 
 approx = pytest.approx
@@ -86,8 +92,33 @@ def test_ties_share_the_lower_rank(score):
 
 
 def test_lower_is_better_reversed(score):
-    # response hours 15 (a), 3 (b), 1 (c): best (lowest) gets 100
+    # response hours 24 (a), 3 (b), 1 (c): best (lowest) gets 100
     assert [score(c, "response_hours_median") for c in "abc"] == [0, 50, 100]
+
+
+def test_lower_is_better_ties_share_the_lower_rank_of_the_reversed_order(score):
+    # probe hours 1 (a), 1 (b), 3 (c), ranked on -hours ascending: -3 (c) rank 1 -> 0;
+    # -1, -1 (a, b) share rank 2 -> 100 x (2 - 1) / 2 = 50.
+    # (100 - the ascending score would give a, b 100 - 0 = 100 and c 100 - 100 = 0.)
+    assert [score(c, "probe_response_hours_median", W3) for c in "abc"] == [50, 50, 0]
+
+
+def test_values_equal_up_to_float_noise_tie(one, score):
+    def value(company):
+        return one(
+            "intermediate.int_metric_scores",
+            company_id=company,
+            metric="probe_response_hours_median",
+            period_type="week",
+            period_start=W4,
+        )["metric_value"]
+
+    # a 540 s / 3600 = 0.15 h; b median(0.1, 0.2) = 0.1 + 0.5 x 0.1 = 0.15000000000000002
+    assert value("a") != value("b")
+    assert value("a") == approx(value("b"))
+    # rounded to 10 places they tie: c (1 h) rank 1 -> 0; a, b share rank 2 -> 50
+    # (unrounded: -0.15000000000000002 (b) rank 2 -> 50, -0.15 (a) rank 3 -> 100)
+    assert [score(c, "probe_response_hours_median", W4) for c in "abc"] == [50, 50, 0]
 
 
 def test_fewer_than_three_peers_no_score(score, rows):
@@ -110,7 +141,7 @@ def test_dimension_scores(index):
     assert a["reach_score"] == 0
     assert a["growth_score"] == 50
     assert a["engagement_score"] == 100
-    # liveliness = mean(posts 0, service .8 -> 50, response 15 h -> 0, probe rate .5 -> 50)
+    # liveliness = mean(posts 0, service .8 -> 50, response 24 h -> 0, probe rate .5 -> 50)
     assert a["liveliness_score"] == approx((0 + 50 + 0 + 50) / 4)
     assert a["sympathy_score"] == 100
     assert a["relationships_score"] == approx((100 + 100) / 2)  # unique 4, repeat .5
@@ -152,7 +183,7 @@ def test_success_index_null_without_scores_and_rank(index):
 
 def test_goal_attainment(index):
     a = index("a")
-    # posts_per_week 2 >= 2 met; response 15 <= 12 missed; engagement .1227 > .1 met
+    # posts_per_week 2 >= 2 met; response 24 <= 12 missed; engagement .1227 > .1 met
     assert (a["targets_met"], a["targets_evaluated"]) == (2, 3)
     assert a["goal_attainment"] == approx(2 / 3)
     a1 = index("a", W1)
@@ -200,8 +231,8 @@ def test_benchmark_quartiles(one):
         period_start=W2,
         metric="response_hours_median",
     )
-    # 1, 3, 15 -> 1 + 0.5 x 2; 3; 3 + 0.5 x 12
-    assert (h["p25"], h["median"], h["p75"]) == (2, 3, 9)
+    # 1, 3, 24 -> 1 + 0.5 x 2; 3; 3 + 0.5 x 21
+    assert (h["p25"], h["median"], h["p75"]) == (2, 3, 13.5)
 
 
 def test_benchmark_not_published_below_three(rows):

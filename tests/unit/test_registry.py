@@ -70,9 +70,9 @@ def test_fixture_registry_reads_its_csv_files():
     assert len(reg.companies) == 6
     assert [p.probe_id for p in reg.probes] == ["mail-korn-1", "mail-nordbank-1"]
     assert reg.probes[1].answered_at is None
-    assert [(m.company_id, m.value) for m in reg.manual_metrics] == [
-        ("baeckerei-korn", 70.0),
-        ("blumen-ada", 40.0),
+    assert [(m.company_id, m.period_type, m.value) for m in reg.manual_metrics] == [
+        ("baeckerei-korn", "month", 70.0),
+        ("blumen-ada", "month", 40.0),
     ]
 
 
@@ -180,3 +180,47 @@ def test_duplicate_probe_id(tmp_path):
     (tmp_path / "probes.csv").write_text(header + row + row)
     with pytest.raises(RegistryError, match=r"row 3 .*duplicate 'p1'"):
         load_registry(write(tmp_path, "probes_file: probes.csv\n" + GOOD))
+
+
+MANUAL_HEADER = "company_id,metric,period_type,period_start,value\n"
+
+
+@pytest.mark.parametrize(
+    ("row", "expected"),
+    [
+        # 2026-01-06 is a Tuesday: no ISO week starts there
+        ("nordbank,image,week,2026-01-06,50", "Monday"),
+        # 2026-01-05 is a Monday, but not the first day of a month
+        ("nordbank,image,month,2026-01-05,50", "first day of the month"),
+    ],
+)
+def test_manual_metric_period_start_must_begin_its_period(tmp_path, row, expected):
+    (tmp_path / "manual.csv").write_text(MANUAL_HEADER + row + "\n")
+    path = write(tmp_path, "manual_metrics_file: manual.csv\n" + GOOD)
+    with pytest.raises(RegistryError, match=r"row 2: field 'period_start'") as err:
+        load_registry(path)
+    message = str(err.value)
+    assert "manual.csv" in message
+    assert expected in message
+
+
+def test_manual_metric_period_type_is_checked(tmp_path):
+    (tmp_path / "manual.csv").write_text(MANUAL_HEADER + "nordbank,image,quarter,2026-01-01,50\n")
+    path = write(tmp_path, "manual_metrics_file: manual.csv\n" + GOOD)
+    with pytest.raises(RegistryError, match=r"manual\.csv: row 2: field 'period_type'"):
+        load_registry(path)
+
+
+def test_manual_metric_week_and_month_on_the_same_day_are_two_entries(tmp_path):
+    # 2026-06-01 is a Monday and the 1st: a week value and a month value may both start there
+    rows = "nordbank,image,week,2026-06-01,50\nnordbank,image,month,2026-06-01,60\n"
+    (tmp_path / "manual.csv").write_text(MANUAL_HEADER + rows)
+    reg = load_registry(write(tmp_path, "manual_metrics_file: manual.csv\n" + GOOD))
+    assert [(m.period_type, m.value) for m in reg.manual_metrics] == [
+        ("week", 50.0),
+        ("month", 60.0),
+    ]
+    # the same period twice is still a duplicate
+    (tmp_path / "manual.csv").write_text(MANUAL_HEADER + rows + rows.splitlines()[0] + "\n")
+    with pytest.raises(RegistryError, match="duplicate entry"):
+        load_registry(write(tmp_path, "manual_metrics_file: manual.csv\n" + GOOD))

@@ -101,6 +101,7 @@ def good_rows() -> dict[str, list[dict]]:
             dict(
                 company_id="c1",
                 metric="findability",
+                period_type="month",
                 period_start=dt.date(2026, 2, 1),
                 value=55.0,
                 observed_at=OBS,
@@ -251,6 +252,12 @@ CASES = [
     (
         "manual_metrics",
         _set("manual_metrics", 0, metric="coolness"),
+        "expect_column_values_to_be_in_set",
+        0,
+    ),
+    (
+        "manual_metrics",
+        _set("manual_metrics", 0, period_type="quarter"),
         "expect_column_values_to_be_in_set",
         0,
     ),

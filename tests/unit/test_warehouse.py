@@ -114,3 +114,21 @@ def test_ddl_comes_from_the_record_schema():
     ddl = raw_ddl(records.THREAD_REPLIES)
     assert "primary key (platform, reply_id, observed_at)" in ddl
     assert "author_is_company BOOLEAN not null" in ddl
+
+
+def test_a_warehouse_from_another_schema_version_is_refused_with_a_clear_error(tmp_path):
+    import duckdb as db
+
+    from socialpulse.warehouse import WarehouseSchemaError
+
+    path = tmp_path / "old.duckdb"
+    con = db.connect(str(path))
+    con.execute("create schema raw")
+    con.execute(
+        "create table raw.manual_metrics (company_id varchar, metric varchar, "
+        "period_start date, value double, observed_at timestamp)"
+    )
+    con.close()
+    expected = r"raw\.manual_metrics in the warehouse has columns"
+    with pytest.raises(WarehouseSchemaError, match=expected), connect(path):
+        pass

@@ -30,8 +30,9 @@ columns:
   likes_per_1k: Mean over the same posts of likes / followers at post time x 1000.
   service_level: Share of third-party direct replies created in the period that got a reply from any
     of the company's accounts.
-  response_hours_median: Median hours from a third-party direct reply created in the period to the
-    company's first reply to it, over answered ones.
+  response_hours_median: Median hours from a third-party reply under the company's posts created in
+    the period to the company's first reply to it, over answered ones (any third-party reply, not
+    only direct ones).
   unique_interactors: Distinct third-party authors of replies under the company's posts created in
     the period.
   repeat_interactor_share: Share of those authors with 2 or more replies in the period.
@@ -40,8 +41,9 @@ columns:
   probe_answer_rate: Share of probes sent in the period that got an answer.
   probe_response_hours_median: Median hours from sent_at to answered_at over answered probes sent in
     the period.
-  findability: Manual findability value (0-100) for the period.
-  image: Manual image value (0-100) for the period.
+  findability: Manual findability value (0-100) measured for this period (same period_type and
+    period_start).
+  image: Manual image value (0-100) measured for this period (same period_type and period_start).
 --- */
 with
 
@@ -116,6 +118,7 @@ manual_metrics as (
     select
         company_id,
         metric,
+        period_type,
         period_start,
         metric_value
     from staging.stg_manual_metrics
@@ -163,7 +166,8 @@ reply_stats as (
         count(*) filter (
             where is_direct and first_answer_at is not null
         ) as answered_replies,
-        median(response_hours) filter (where is_direct) as response_hours_median
+        -- every answered third-party reply, direct or not (unanswered ones are null)
+        median(response_hours) as response_hours_median
     from third_party_replies
     group by company_id, period_type, period_start
 ),
@@ -212,11 +216,12 @@ probe_stats as (
 manual_stats as (
     select
         company_id,
+        period_type,
         period_start,
         max(metric_value) filter (where metric = 'findability') as findability,
         max(metric_value) filter (where metric = 'image') as image
     from manual_metrics
-    group by company_id, period_start
+    group by company_id, period_type, period_start
 ),
 
 computed as (
@@ -285,6 +290,7 @@ computed as (
     left join manual_stats
         on
             spine.company_id = manual_stats.company_id
+            and spine.period_type = manual_stats.period_type
             and spine.period_start = manual_stats.period_start
 )
 

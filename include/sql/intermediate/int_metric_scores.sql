@@ -3,8 +3,12 @@ description: >
   Every metric value and its score in long format, one row per company, period and metric
   (null values kept). Metric score = 100 x percent_rank of the value among the companies of
   the same segment and period that have a value, (rank - 1) / (n - 1), ties sharing the lower
-  rank, reversed for lower-is-better metrics; null when the value is null or fewer than 3
-  companies of the segment have a value.
+  rank; null when the value is null or fewer than 3 companies of the segment have a value.
+  Ranking is on round(signed value, 10), so values that are equal up to float noise tie
+  (3/20 and the mean of 1/10 and 2/10 differ in the last bit). Lower-is-better metrics are
+  reversed by ranking on the negated value (descending order), not by 100 minus the
+  ascending score: ties share the lower rank of the reversed order, so response hours 1, 1, 3
+  score 50, 50, 0 (100 minus the ascending score would give 100, 100, 0).
 columns:
   company_id: Registry id of the company.
   segment: craft or corporation.
@@ -101,10 +105,14 @@ defined as (
         definitions.dimension,
         definitions.higher_is_better,
         unpivoted.metric_value,
-        case
-            when definitions.higher_is_better then unpivoted.metric_value
-            else -unpivoted.metric_value
-        end as ranking_value
+        -- signed so that ascending order is worst to best; rounded so float noise ties
+        round(
+            case
+                when definitions.higher_is_better then unpivoted.metric_value
+                else -unpivoted.metric_value
+            end,
+            10
+        ) as ranking_value
     from unpivoted
     inner join definitions
         on unpivoted.metric = definitions.metric

@@ -3,9 +3,11 @@ description: >
   Replies in threads under company posts, classified for the service metrics (rule 5), one
   row per reply. Third party = author_is_company is false. A direct reply is a
   third-party reply whose in_reply_to_id is any post of the company (original, reply or
-  repost) or one of the company's own answers in a thread (a follow-up question deserves an
-  answer too). The company's answer to a reply r is a reply by one of its accounts with
-  in_reply_to_id = r.reply_id; its first answer is the earliest such, whenever it came.
+  repost), the thread's root_post_id (a company post by definition, even when the post
+  itself was never observed in post_observations) or one of the company's own answers in a
+  thread (a follow-up question deserves an answer too). The company's answer to a reply r
+  is a reply by one of its accounts with in_reply_to_id = r.reply_id; its first answer is
+  the earliest such, whenever it came.
 columns:
   company_id: Registry id of the company whose post the thread sits under.
   platform: Platform the thread is on.
@@ -15,8 +17,8 @@ columns:
   author_id: The platform's id of the reply's author.
   created_at: When the reply was published (UTC).
   is_third_party: True when the author is none of the company's accounts.
-  is_direct: True for a third-party reply to a post or an answer of the company (counted in
-    service_level).
+  is_direct: True for a third-party reply to a post (observed or the thread's root) or an answer of
+    the company (counted in service_level).
   first_answer_at: When the company first answered this reply; null if never.
   response_hours: Hours from created_at to first_answer_at; null if unanswered.
 --- */
@@ -91,7 +93,10 @@ classified as (
         not replies.author_is_company as is_third_party,
         (
             not replies.author_is_company
-            and company_items.item_id is not null
+            and (
+                company_items.item_id is not null
+                or replies.in_reply_to_id = replies.root_post_id
+            )
         ) as is_direct,
         first_answers.first_answer_at,
         (epoch(first_answers.first_answer_at) - epoch(replies.created_at))

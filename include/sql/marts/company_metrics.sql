@@ -24,8 +24,9 @@ columns:
   likes_per_1k: Mean over the same posts of likes / followers at post time x 1000.
   service_level: Share of third-party direct replies to the company's posts or answers, created in
     the period, that got a reply from any of the company's accounts; null without such replies.
-  response_hours_median: Median hours from a third-party direct reply (created in the period) to the
-    company's first reply to it, over answered ones.
+  response_hours_median: Median hours from a third-party reply under the company's posts (created in
+    the period) to the company's first reply to it, over answered ones; any third-party reply
+    counts, not only direct ones (Fanpage Karma response time).
   unique_interactors: Distinct third-party authors of replies under the company's posts in the
     period (0 when none).
   repeat_interactor_share: Share of those authors with 2 or more replies in the period; null without

@@ -1,0 +1,155 @@
+"""Benchmarks: speed and memory of the pipeline's stages, as ratios to a baseline of the same run.
+
+    make bench            # or: .venv/bin/python benchmarks/bench_pipeline.py [--days N]
+
+Each stage runs in a fresh subprocess so that its peak memory (max RSS) is its own. Ratios,
+not seconds, are what to compare between machines:
+
+* load: rows/s of the warehouse's Arrow-scan delete-then-insert vs. a row-by-row
+  ``executemany`` insert (the baseline a naive loader would use; timed on 10,000 rows
+  per table, as it is slow);
+* reload: loading the same batch again (idempotent replace) vs. the first load;
+* validate: the Great Expectations gate vs. the load of the same batch;
+* models: building every SQL model vs. one full scan of the raw tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+STAGE = r"""
+import datetime as dt, json, resource, sys, time
+from pathlib import Path
+stage, days, folder = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3])
+ROWWISE_ROWS = 10_000
+
+def sample_tables(days):
+    from socialpulse import records
+    from socialpulse.config import SAMPLE_COMPANIES
+    from socialpulse.platforms.base import AccountRef, FetchWindow
+    from socialpulse.platforms.sample import SamplePlatform
+    from socialpulse.registry import load_registry
+    reg = load_registry(SAMPLE_COMPANIES)
+    refs = [AccountRef(c.id, a.handle, dict(a.options)) for c, a in reg.accounts("sample")]
+    end = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
+    w = FetchWindow(end - dt.timedelta(days=days), end, dt.timedelta(days=28))
+    res = SamplePlatform().fetch(refs, w)
+    return {t: records.to_arrow(records.RAW_SCHEMAS[t], r) for t, r in res.rows.items() if r}
+
+def timed(fn):
+    t = time.perf_counter(); out = fn(); return time.perf_counter() - t, out
+
+if stage == "generate":
+    secs, tables = timed(lambda: sample_tables(days))
+    rows = sum(t.num_rows for t in tables.values())
+    import pyarrow.parquet as pq
+    for name, t in tables.items():
+        pq.write_table(t, folder / f"{name}.parquet")
+    result = {"seconds": secs, "rows": rows}
+else:
+    import pyarrow.parquet as pq
+    tables = {p.stem: pq.read_table(p) for p in sorted(folder.glob("*.parquet"))}
+    rows = sum(t.num_rows for t in tables.values())
+    from socialpulse import warehouse
+    db = folder / f"{stage}.duckdb"
+    if stage == "load":
+        with warehouse.connect(db) as con:
+            secs, _ = timed(lambda: warehouse.load_batch(con, "bench", tables))
+            secs2, _ = timed(lambda: warehouse.load_batch(con, "bench", tables))
+        result = {"seconds": secs, "reload_seconds": secs2, "rows": rows}
+    elif stage == "load_rowwise":
+        # the baseline is slow: time it on the first ROWWISE_ROWS rows of each table
+        from socialpulse.records import RAW_SCHEMAS
+        tables = {n: t.slice(0, ROWWISE_ROWS) for n, t in tables.items()}
+        rows = sum(t.num_rows for t in tables.values())
+        with warehouse.connect(db) as con:
+            def rowwise():
+                con.execute("begin")
+                for name, t in tables.items():
+                    s = RAW_SCHEMAS[name]
+                    marks = ", ".join("?" for _ in s.names)
+                    con.executemany(f"insert into {s.qualified} values ({marks})",
+                                    [list(r.values()) for r in t.to_pylist()])
+                con.execute("commit")
+            secs, _ = timed(rowwise)
+        result = {"seconds": secs, "rows": rows}
+    elif stage == "validate":
+        import great_expectations  # noqa: F401  (import cost is not the gate's)
+        from socialpulse.validation import validate_batch
+        secs, _ = timed(lambda: validate_batch("bench", tables, quarantine_dir=folder / "q"))
+        result = {"seconds": secs, "rows": rows}
+    elif stage == "models":
+        from socialpulse import models
+        with warehouse.connect(db) as con:
+            warehouse.load_batch(con, "bench", tables)
+            scan = lambda: [con.execute(f"select * from raw.{n}").to_arrow_table() for n in tables]
+            scan_secs, _ = timed(scan)
+            secs, _ = timed(lambda: models.build_all(con))
+        result = {"seconds": secs, "scan_seconds": scan_secs, "rows": rows}
+result["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps(result))
+"""
+
+
+def run_stage(stage: str, days: int, folder: Path) -> dict:
+    proc = subprocess.run(
+        [sys.executable, "-c", STAGE, stage, str(days), str(folder)],
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        raise SystemExit(f"stage {stage} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--days", type=int, default=63, help="days of sample history (40 companies)"
+    )
+    parser.add_argument("--out", type=Path, default=Path("data/bench.json"))
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="socialpulse-bench-") as tmp:
+        folder = Path(tmp)
+        r = {
+            s: run_stage(s, args.days, folder)
+            for s in ("generate", "load", "load_rowwise", "validate", "models")
+        }
+    rows = r["generate"]["rows"]
+    report = {
+        "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "days": args.days,
+        "rows": rows,
+        "stages": r,
+        "ratios": {
+            "load_speedup_vs_rowwise": (r["load"]["rows"] / r["load"]["seconds"])
+            / (r["load_rowwise"]["rows"] / r["load_rowwise"]["seconds"]),
+            "reload_vs_first_load": r["load"]["reload_seconds"] / r["load"]["seconds"],
+            "validate_vs_load": r["validate"]["seconds"] / r["load"]["seconds"],
+            "models_vs_raw_scan": r["models"]["seconds"] / r["models"]["scan_seconds"],
+            "load_memory_vs_generate": r["load"]["max_rss_mb"] / r["generate"]["max_rss_mb"],
+        },
+    }
+    print(f"{rows:,} raw rows ({args.days} days x 40 sample companies)\n")
+    print(f"{'stage':<14}{'seconds':>10}{'rows/s':>14}{'max RSS MB':>12}")
+    for name, s in r.items():
+        print(
+            f"{name:<14}{s['seconds']:>10.2f}{s['rows'] / s['seconds']:>14,.0f}{s['max_rss_mb']:>12.0f}"
+        )
+    print("\nratios (same run):")
+    for k, v in report["ratios"].items():
+        print(f"  {k:<28}{v:>8.2f}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2))
+    print(f"\nwritten to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
