@@ -15,10 +15,8 @@ from __future__ import annotations
 from airflow.sdk import TaskGroup, dag, task
 
 from socialpulse.config import DUCKDB_POOL
-from socialpulse.models import discover
+from socialpulse.models import LAYERS, discover
 from socialpulse.orchestration import DEFAULT_ARGS, RAW_ASSETS, START_DATE, mart_asset
-
-LAYERS = ("staging", "intermediate", "marts")
 
 
 @dag(

@@ -31,13 +31,12 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from socialpulse.config import SQL_DIR
+
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
     import duckdb
-
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-SQL_DIR = PROJECT_ROOT / "include" / "sql"
 
 #: Model layers in build order; the directory name is the schema.
 LAYERS = ("staging", "intermediate", "marts")

@@ -12,7 +12,6 @@ rows themselves are Parquet files in the run's staging folder.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import shutil
 from typing import TYPE_CHECKING, Any
@@ -257,7 +256,3 @@ def cleanup_staging(run_id: str) -> None:
 
 def _safe(name: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(value, indent=2, default=str)

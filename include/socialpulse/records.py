@@ -265,7 +265,3 @@ def _lenient(schema: pa.Schema) -> pa.Schema:
     import pyarrow as pa
 
     return pa.schema([pa.field(f.name, f.type, nullable=True) for f in schema])
-
-
-def empty_table(schema: RecordSchema) -> pa.Table:
-    return to_arrow(schema, [])

@@ -168,12 +168,6 @@ class Registry(_Strict):
     probes: tuple[Probe, ...] = ()
     manual_metrics: tuple[ManualMetric, ...] = ()
 
-    def company(self, company_id: str) -> Company:
-        for c in self.companies:
-            if c.id == company_id:
-                return c
-        raise KeyError(company_id)
-
     def accounts(self, platform: str | None = None) -> list[tuple[Company, Account]]:
         return [
             (c, a)

@@ -8,7 +8,7 @@ import shutil
 import duckdb
 import pytest
 
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, PROJECT_ROOT
 
 pytestmark = pytest.mark.integration
 
@@ -42,6 +42,16 @@ def query(path, sql, params=None):
         return con.execute(sql, params or []).fetchall()
     finally:
         con.close()
+
+
+def readme_queries() -> list[str]:
+    text = (PROJECT_ROOT / "README.md").read_text()
+    block = (
+        text.split("Three questions analysts ask:", 1)[1].split("```sql", 1)[1].split("```", 1)[0]
+    )
+    queries = [q.strip() for q in block.split(";") if q.strip()]
+    assert len(queries) == 3
+    return queries
 
 
 @pytest.fixture
@@ -93,6 +103,10 @@ def test_ingest_then_models_fill_the_marts_and_reruns_are_idempotent(
     assert (
         query(warehouse, "select count(distinct segment) from marts.segment_benchmarks")[0][0] == 2
     )
+
+    # the README's example queries run on this warehouse (the docs stay true)
+    for sql in readme_queries():
+        query(warehouse, sql)
 
     # rerunning the same interval leaves the raw tables exactly as they were
     assert (
