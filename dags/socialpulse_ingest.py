@@ -10,8 +10,9 @@ and its task fails naming the expectation and rows) -> `load` (one transaction,
 delete-then-insert on the natural key: reruns never duplicate).
 
 * `sync_registry` refreshes the `ref` tables (companies, goals, targets).
-* `publish_raw` runs even when a batch failed, so valid batches of other platforms still
-  reach the models DAG through the `raw.*` assets (row counts attached as metadata).
+* `publish_raw` runs when at least one batch loaded, even if others failed, so valid batches
+  of other platforms still reach the models DAG through the `raw.*` assets (row counts
+  attached as metadata).
 * `all_batches_loaded` fails the run when any batch failed or any account could not be
   fetched, so a partial load never looks green.
 
@@ -24,7 +25,7 @@ from __future__ import annotations
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_context, task, task_group
 
 from socialpulse.config import DUCKDB_POOL
-from socialpulse.orchestration import DEFAULT_ARGS, RAW_ASSETS, START_DATE
+from socialpulse.orchestration import DEFAULT_ARGS, RAW_ASSETS, START_DATE, fail_fast
 
 
 def _window():
@@ -66,14 +67,16 @@ def socialpulse_ingest():
         """Check the registry (fails before any fetch when malformed) and cut it into batches."""
         from socialpulse.pipeline import plan_batches
 
-        return plan_batches()
+        with fail_fast():
+            return plan_batches()
 
     @task(pool=DUCKDB_POOL)
     def sync_registry() -> dict:
         """Replace the ref tables (companies, accounts, weights, targets) with the registry."""
         from socialpulse.pipeline import sync_registry
 
-        return sync_registry()
+        with fail_fast():
+            return sync_registry()
 
     @task_group(group_id="batch")
     def process(batch: dict):
@@ -82,25 +85,32 @@ def socialpulse_ingest():
             """Fetch one batch of accounts and stage its rows."""
             from socialpulse.pipeline import fetch_batch
 
-            return fetch_batch(_label(batch), _window(), get_current_context()["run_id"])
+            with fail_fast():
+                return fetch_batch(_label(batch), _window(), get_current_context()["run_id"])
 
-        @task(retries=0, map_index_template=BATCH_LABEL)
+        @task(map_index_template=BATCH_LABEL)
         def validate(staged: dict) -> dict:
             """Great Expectations gate: a failing batch is quarantined, not loaded."""
             from socialpulse.pipeline import validate_staged
 
-            return validate_staged(_label(staged))
+            with fail_fast():
+                return validate_staged(_label(staged))
 
         @task(pool=DUCKDB_POOL, map_index_template=BATCH_LABEL)
         def load(staged: dict) -> dict:
             """Load the validated batch in one transaction (idempotent)."""
             from socialpulse.pipeline import load_staged
 
-            return load_staged(_label(staged))
+            with fail_fast():
+                return load_staged(_label(staged))
 
         return load(validate(fetch(batch)))
 
-    @task(pool=DUCKDB_POOL, trigger_rule="all_done", outlets=list(RAW_ASSETS.values()))
+    @task(
+        pool=DUCKDB_POOL,
+        trigger_rule="all_done_min_one_success",
+        outlets=list(RAW_ASSETS.values()),
+    )
     def publish_raw() -> dict:
         """Tell the models DAG the raw tables changed (row counts as asset metadata)."""
         from socialpulse.pipeline import raw_table_counts
@@ -116,7 +126,8 @@ def socialpulse_ingest():
         """Fails the run when any batch failed or any account could not be fetched."""
         from socialpulse.pipeline import check_loads
 
-        return check_loads(list(loaded))
+        with fail_fast():
+            return check_loads(list(loaded))
 
     @task(trigger_rule="all_done")
     def cleanup_staging() -> None:

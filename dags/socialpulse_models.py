@@ -16,7 +16,7 @@ from airflow.sdk import TaskGroup, dag, task
 
 from socialpulse.config import DUCKDB_POOL
 from socialpulse.models import LAYERS, discover
-from socialpulse.orchestration import DEFAULT_ARGS, RAW_ASSETS, START_DATE, mart_asset
+from socialpulse.orchestration import DEFAULT_ARGS, RAW_ASSETS, START_DATE, fail_fast, mart_asset
 
 
 @dag(
@@ -45,7 +45,8 @@ def socialpulse_models():
         def build(qualified: str = model.qualified) -> int | None:
             from socialpulse.pipeline import build_model
 
-            return build_model(qualified)
+            with fail_fast():
+                return build_model(qualified)
 
         tasks[model.qualified] = build()
         for upstream in model.depends_on:

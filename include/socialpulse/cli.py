@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from socialpulse.config import DUCKDB_POOL, PROJECT_ROOT, settings
+from socialpulse.registry import RegistryError, load_registry
 
 INGEST_DAG = "socialpulse_ingest"
 MODELS_DAG = "socialpulse_models"
@@ -81,13 +82,24 @@ def load_dags() -> dict[str, Any]:
     return bag.dags
 
 
-def run_dag(dag: Any, logical_date: dt.datetime | None, conf: dict[str, Any] | None = None) -> str:
-    """One real DAG run through ``dag.test()``; returns its final state."""
+def _state(obj: Any) -> str:
+    return str(getattr(obj.state, "value", obj.state))
+
+
+def run_dag(
+    dag: Any, logical_date: dt.datetime | None, conf: dict[str, Any] | None = None
+) -> tuple[str, list[str]]:
+    """One real DAG run through ``dag.test()``: its final state and its failed tasks."""
     kwargs: dict[str, Any] = {"run_conf": conf or {}}
     if logical_date is not None:
         kwargs["logical_date"] = logical_date
     dagrun = dag.test(**kwargs)
-    return str(getattr(dagrun.state, "value", dagrun.state))
+    failed = sorted(
+        ti.task_id + (f"[{ti.rendered_map_index or ti.map_index}]" if ti.map_index >= 0 else "")
+        for ti in dagrun.get_task_instances()
+        if _state(ti) in ("failed", "upstream_failed")
+    )
+    return _state(dagrun), failed
 
 
 def run(history_days: int = DEFAULT_HISTORY_DAYS, end: dt.date | None = None) -> int:
@@ -105,6 +117,11 @@ def run(history_days: int = DEFAULT_HISTORY_DAYS, end: dt.date | None = None) ->
         logical = dt.datetime.combine(end, dt.time(0, 0, 1), tzinfo=dt.UTC)
     print(f"socialpulse: companies {s.companies}")
     print(f"socialpulse: warehouse {s.warehouse}")
+    try:  # the ingestion DAG checks it too; here the message is not buried in a task log
+        load_registry(s.companies)
+    except RegistryError as exc:
+        print(f"socialpulse: the companies file is malformed:\n  {exc}", file=sys.stderr)
+        return 2
     print("socialpulse: preparing the Airflow home (metadata DB, pool) ...", flush=True)
     bootstrap()
     dags = load_dags()
@@ -116,11 +133,13 @@ def run(history_days: int = DEFAULT_HISTORY_DAYS, end: dt.date | None = None) ->
     for dag_id, when, conf in stages:
         t0 = time.monotonic()
         print(f"socialpulse: running DAG {dag_id} ...", flush=True)
-        state = run_dag(dags[dag_id], when, conf)
+        state, failed_tasks = run_dag(dags[dag_id], when, conf)
         print(
             f"socialpulse: DAG {dag_id} finished: {state} ({time.monotonic() - t0:.0f} s)",
             flush=True,
         )
+        if failed_tasks:
+            print(f"socialpulse:   failed tasks: {', '.join(failed_tasks)}", flush=True)
         if state != "success":
             failed.append(dag_id)
     print()

@@ -5,9 +5,14 @@ Imported at DAG parse time: keep it light (no pandas, duckdb, GX, requests, no I
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+from typing import TYPE_CHECKING
 
 from airflow.sdk import Asset
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 from socialpulse.records import RAW_SCHEMAS
 
@@ -41,3 +46,33 @@ DEFAULT_ARGS = {
 
 #: when the DAGs' schedules begin; catchup is off, so this only bounds manual backfills
 START_DATE = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+
+@contextlib.contextmanager
+def fail_fast() -> Iterator[None]:
+    """Errors that a retry cannot mend fail the task at once (``AirflowFailException``).
+
+    A malformed registry, a batch rejected by its suite, accounts that could not be fetched
+    (their platform already retried), a warehouse of another schema version, a broken SQL
+    model. Network errors, timeouts and file locks stay ordinary exceptions and are retried.
+    """
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from socialpulse.models import ModelBuildError, ModelError
+    from socialpulse.pipeline import FetchFailed
+    from socialpulse.registry import RegistryError
+    from socialpulse.validation import BatchRejected
+    from socialpulse.warehouse import WarehouseSchemaError
+
+    permanent = (
+        RegistryError,
+        BatchRejected,
+        FetchFailed,
+        WarehouseSchemaError,
+        ModelError,
+        ModelBuildError,
+    )
+    try:
+        yield
+    except permanent as exc:
+        raise AirflowFailException(str(exc)) from exc

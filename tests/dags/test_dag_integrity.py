@@ -44,12 +44,8 @@ def test_dag_is_tagged_documented_owned_and_retries(dagbag, dag_id):
     assert dag.catchup is False
     for task in dag.tasks:
         assert task.owner == "socialpulse", task.task_id
-        if task.task_id.endswith("validate"):
-            # a batch that failed its suite fails the same way on retry: no retries on purpose
-            assert task.retries == 0
-        else:
-            assert task.retries >= 2, task.task_id
-            assert task.retry_exponential_backoff
+        assert task.retries >= 2, task.task_id
+        assert task.retry_exponential_backoff
 
 
 def test_duckdb_writers_share_the_one_slot_pool(dagbag):

@@ -157,3 +157,20 @@ def test_a_bad_batch_is_quarantined_while_the_other_platform_loads(
     assert len(quarantined) == 1
     assert (quarantined[0] / "post_observations.parquet").exists()
     assert "likes" in (quarantined[0] / "validation_result.json").read_text()
+
+
+def test_a_malformed_registry_fails_the_run_before_any_fetch_without_retrying(
+    dags, small_registry, tmp_path
+):
+    path = small_registry / "small.yaml"
+    path.write_text(path.read_text().replace("segment: corporation", "segment: multinational", 1))
+
+    dagrun = dags["socialpulse_ingest"].test(logical_date=LOGICAL, run_conf={"backfill_days": 1})
+    assert state(dagrun) == "failed"
+    tis = {ti.task_id: ti for ti in dagrun.get_task_instances()}
+    plan = tis["plan_batches"]
+    assert state(plan) == "failed"
+    assert plan.try_number == 1  # a malformed file is not retried
+    fetches = [ti for ti in dagrun.get_task_instances() if ti.task_id == "batch.fetch"]
+    assert all(state(ti) != "success" for ti in fetches)
+    assert not (tmp_path / "data" / "warehouse.duckdb").exists()
