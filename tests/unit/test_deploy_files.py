@@ -1,0 +1,42 @@
+"""docker-compose.yaml and Dockerfile, checked statically (no Docker engine on CI)."""
+
+from __future__ import annotations
+
+import re
+
+import yaml
+
+from tests.conftest import PROJECT_ROOT
+
+
+def test_compose_service_builds_this_repo_and_mounts_existing_folders():
+    compose = yaml.safe_load((PROJECT_ROOT / "docker-compose.yaml").read_text())
+    service = compose["services"]["airflow"]
+    assert service["build"] == "."
+    assert (PROJECT_ROOT / "Dockerfile").exists()
+    for volume in service["volumes"]:
+        host = volume.split(":")[0]
+        if host not in ("./data", "./.airflow"):  # created at run time
+            assert (PROJECT_ROOT / host).is_dir(), host
+    env = service["environment"]
+    assert env["AIRFLOW__CORE__DAGS_FOLDER"].endswith("/dags")
+    assert env["AIRFLOW__CORE__LOAD_EXAMPLES"] == "False"
+
+
+def test_dockerfile_base_image_matches_the_locked_airflow_and_python():
+    dockerfile = (PROJECT_ROOT / "Dockerfile").read_text()
+    image = re.search(r"^FROM apache/airflow:(\S+)-python(\S+)$", dockerfile, re.M)
+    assert image, dockerfile
+    locked = re.search(
+        r"^apache-airflow==(\S+)$", (PROJECT_ROOT / "requirements.txt").read_text(), re.M
+    )
+    assert image.group(1) == locked.group(1)
+    assert image.group(2) == "3.11"
+
+
+def test_env_example_names_only_settings_the_code_reads():
+    config = (PROJECT_ROOT / "include" / "socialpulse" / "config.py").read_text()
+    names = re.findall(r"^# (SOCIALPULSE_\w+)=", (PROJECT_ROOT / ".env.example").read_text(), re.M)
+    assert names
+    for name in names:
+        assert f'"{name}"' in config, name
