@@ -33,6 +33,7 @@ def test_batches_cut_accounts_per_platform_and_add_the_registry_inputs():
         "company_id": "baeckerei-korn",
         "handle": "baeckerei-korn",
         "options": {"profile": "craft"},
+        "probes": [],
     }
 
 

@@ -5,16 +5,24 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
+from socialpulse.platforms.base import PlatformContext
+
 if TYPE_CHECKING:
     from socialpulse.platforms.base import Platform
 
 #: platform name -> "module:Class"; imported only when a fetch task runs
 IMPLEMENTATIONS = {
     "sample": "socialpulse.platforms.sample:SamplePlatform",
+    "mastodon": "socialpulse.platforms.mastodon:MastodonPlatform",
+    "bluesky": "socialpulse.platforms.bluesky:BlueskyPlatform",
+    "rss": "socialpulse.platforms.rss:RssPlatform",
 }
 
+#: platforms that read public threads and so answer the field study's public-post probes
+RESOLVES_PROBES = frozenset({"mastodon", "bluesky"})
 
-def get_platform(name: str, **kwargs: object) -> Platform:
+
+def get_platform(name: str, context: PlatformContext | None = None) -> Platform:
     try:
         target = IMPLEMENTATIONS[name]
     except KeyError:
@@ -22,4 +30,4 @@ def get_platform(name: str, **kwargs: object) -> Platform:
             f"no connector for platform {name!r} yet; available: {sorted(IMPLEMENTATIONS)}"
         ) from None
     module, cls = target.split(":")
-    return getattr(importlib.import_module(module), cls)(**kwargs)
+    return getattr(importlib.import_module(module), cls)(context=context or PlatformContext())

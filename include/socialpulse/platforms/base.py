@@ -9,25 +9,73 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from socialpulse.records import RAW_SCHEMAS
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
+    from socialpulse.http import HttpClient
 
 
 @dataclass(frozen=True)
 class AccountRef:
-    """What a platform needs to know of one registry account (small: travels through XCom)."""
+    """What a platform needs to know of one registry account (small: travels through XCom).
+
+    ``probes`` are the field-study inquiries sent to this account as public posts on this
+    platform (registry rows as dicts, times as ISO strings). A platform that can read
+    threads (:data:`socialpulse.platforms.RESOLVES_PROBES`) looks for the company's first
+    reply to each and emits them as ``probes`` rows (see :func:`probe_row`).
+    """
 
     company_id: str
     handle: str
     options: dict[str, Any] = field(default_factory=dict)
+    probes: tuple[dict[str, Any], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {"company_id": self.company_id, "handle": self.handle, "options": dict(self.options)}
+        return {
+            "company_id": self.company_id,
+            "handle": self.handle,
+            "options": dict(self.options),
+            "probes": [dict(p) for p in self.probes],
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> AccountRef:
-        return cls(d["company_id"], d["handle"], dict(d.get("options") or {}))
+        return cls(
+            d["company_id"],
+            d["handle"],
+            dict(d.get("options") or {}),
+            tuple(dict(p) for p in d.get("probes") or ()),
+        )
+
+
+@dataclass(frozen=True)
+class PlatformContext:
+    """What the pipeline hands every connector besides the accounts.
+
+    ``connection``: the Airflow connection ``<platform>_default`` as a dict (host, schema,
+    login, password, port, extra), or None. ``state_dir``: a folder the connector may keep
+    state in between runs (e.g. ETags for conditional GETs).
+    """
+
+    connection: dict[str, Any] | None = None
+    state_dir: Path | None = None
+    #: the HTTP client to use (tests inject one whose sleeps are recorded); None: a new one
+    http: HttpClient | None = None
+    #: the observation clock (tests fix it); None: the real UTC time
+    clock: Callable[[], dt.datetime] | None = None
+
+    def client(self) -> HttpClient:
+        from socialpulse.http import HttpClient
+
+        return self.http or HttpClient()
+
+    def now(self) -> dt.datetime:
+        return self.clock() if self.clock else dt.datetime.now(dt.UTC)
 
 
 @dataclass(frozen=True)
@@ -76,6 +124,48 @@ class FetchResult:
 
 
 class Platform(Protocol):
+    """Constructed as ``Platform(context=PlatformContext(...))``."""
+
     name: ClassVar[str]
 
     def fetch(self, accounts: list[AccountRef], window: FetchWindow) -> FetchResult: ...
+
+
+def parse_time(value: Any) -> dt.datetime:
+    """An API timestamp (ISO 8601, 'Z' or offset, or epoch seconds) as an aware UTC datetime."""
+    if isinstance(value, dt.datetime):
+        when = value
+    elif isinstance(value, int | float):
+        when = dt.datetime.fromtimestamp(value, dt.UTC)
+    elif isinstance(value, str) and value:
+        when = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    else:
+        raise ValueError(f"not a timestamp: {value!r}")
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return when.astimezone(dt.UTC)
+
+
+def probe_row(
+    probe: dict[str, Any],
+    observed_at: dt.datetime,
+    answered_at: dt.datetime | None = None,
+    answer_ref: str | None = None,
+) -> dict[str, Any]:
+    """A ``probes`` row for a registry probe, with the answer a connector found (if any).
+
+    An answer recorded by hand in the registry wins over none found.
+    """
+    return {
+        "probe_id": probe["probe_id"],
+        "company_id": probe["company_id"],
+        "platform": probe.get("platform"),
+        "channel": probe["channel"],
+        "sent_at": parse_time(probe["sent_at"]),
+        "question_ref": probe.get("question_ref"),
+        "answered_at": answered_at
+        or (parse_time(probe["answered_at"]) if probe.get("answered_at") else None),
+        "answer_ref": answer_ref or probe.get("answer_ref"),
+        "quality": probe.get("quality"),
+        "observed_at": observed_at,
+    }

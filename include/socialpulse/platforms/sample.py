@@ -42,7 +42,13 @@ import random
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from socialpulse.platforms.base import AccountRef, FetchError, FetchResult, FetchWindow
+from socialpulse.platforms.base import (
+    AccountRef,
+    FetchError,
+    FetchResult,
+    FetchWindow,
+    PlatformContext,
+)
 from socialpulse.records import EARLIEST_TIMESTAMP
 
 UTC = dt.UTC
@@ -517,7 +523,8 @@ class SamplePlatform:
 
     name: ClassVar[str] = "sample"
 
-    def __init__(self, seed: int = 0) -> None:
+    def __init__(self, seed: int = 0, context: PlatformContext | None = None) -> None:
+        del context  # offline: needs no connection and keeps no state
         self.seed = seed
 
     def fetch(self, accounts: list[AccountRef], window: FetchWindow) -> FetchResult:
