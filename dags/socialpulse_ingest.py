@@ -25,7 +25,13 @@ from __future__ import annotations
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_context, task, task_group
 
 from socialpulse.config import DUCKDB_POOL
-from socialpulse.orchestration import DEFAULT_ARGS, RAW_ASSETS, START_DATE, fail_fast
+from socialpulse.orchestration import (
+    DEFAULT_ARGS,
+    RAW_ASSETS,
+    START_DATE,
+    fail_fast,
+    platform_connection,
+)
 
 
 def _window():
@@ -85,8 +91,13 @@ def socialpulse_ingest():
             """Fetch one batch of accounts and stage its rows."""
             from socialpulse.pipeline import fetch_batch
 
+            _label(batch)
+            offline = batch["platform"] in ("sample", "registry")
+            connection = None if offline else platform_connection(batch["platform"])
             with fail_fast():
-                return fetch_batch(_label(batch), _window(), get_current_context()["run_id"])
+                return fetch_batch(
+                    batch, _window(), get_current_context()["run_id"], connection=connection
+                )
 
         @task(map_index_template=BATCH_LABEL)
         def validate(staged: dict) -> dict:

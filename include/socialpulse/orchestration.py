@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Asset
 
@@ -76,3 +76,27 @@ def fail_fast() -> Iterator[None]:
         yield
     except permanent as exc:
         raise AirflowFailException(str(exc)) from exc
+
+
+def platform_connection(platform: str) -> dict[str, Any] | None:
+    """The Airflow connection ``<platform>_default`` as a plain dict, or None when undefined.
+
+    Connections come from the metadata DB, a secrets backend or ``AIRFLOW_CONN_<ID>``
+    environment variables (JSON), never from the registry or git.
+    """
+    from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        conn = BaseHook.get_connection(f"{platform}_default")
+    except AirflowNotFoundException:
+        return None
+    return {
+        "conn_id": conn.conn_id,
+        "host": conn.host,
+        "schema": conn.schema,
+        "port": conn.port,
+        "login": conn.login,
+        "password": conn.password,
+        "extra": conn.extra_dejson,
+    }

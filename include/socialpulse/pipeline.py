@@ -17,9 +17,10 @@ import shutil
 from typing import TYPE_CHECKING, Any
 
 from socialpulse.config import settings
-from socialpulse.platforms.base import AccountRef, FetchResult, FetchWindow
+from socialpulse.platforms import RESOLVES_PROBES
+from socialpulse.platforms.base import AccountRef, FetchResult, FetchWindow, PlatformContext
 from socialpulse.records import RAW_SCHEMAS, to_arrow
-from socialpulse.registry import Registry, load_registry
+from socialpulse.registry import Probe, Registry, load_registry
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -53,7 +54,16 @@ def plan_batches(
     batches: list[dict[str, Any]] = []
     for platform in registry.platforms():
         refs = [
-            AccountRef(c.id, a.handle, dict(a.options)).to_dict()
+            AccountRef(
+                c.id,
+                a.handle,
+                dict(a.options),
+                tuple(
+                    p.model_dump(mode="json")
+                    for p in registry.probes
+                    if p.company_id == c.id and p.platform == platform and resolved_by_platform(p)
+                ),
+            ).to_dict()
             for c, a in registry.accounts(platform)
         ]
         for n, start in enumerate(range(0, len(refs), size)):
@@ -70,6 +80,15 @@ def plan_batches(
         ", ".join(sorted({b["platform"] for b in batches})),
     )
     return batches
+
+
+def resolved_by_platform(probe: Probe) -> bool:
+    """A public post on a platform that reads threads: its connector finds the answer."""
+    return (
+        probe.channel == "public_post"
+        and probe.platform in RESOLVES_PROBES
+        and bool(probe.question_ref)
+    )
 
 
 def sync_registry(companies: str | None = None, warehouse: str | None = None) -> dict[str, int]:
@@ -110,8 +129,12 @@ def fetch_batch(
     window: FetchWindow,
     run_id: str,
     companies: str | None = None,
+    connection: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Fetch one batch and stage its rows as Parquet. Returns the staged batch's description."""
+    """Fetch one batch and stage its rows as Parquet. Returns the staged batch's description.
+
+    ``connection``: the platform's Airflow connection (``<platform>_default``) as a dict.
+    """
     import pyarrow.parquet as pq
 
     bid = batch_id(batch, window)
@@ -120,7 +143,11 @@ def fetch_batch(
     else:
         from socialpulse.platforms import get_platform
 
-        platform = get_platform(batch["platform"])
+        context = PlatformContext(
+            connection=connection, state_dir=settings().data_dir / "state" / batch["platform"]
+        )
+        context.state_dir.mkdir(parents=True, exist_ok=True)
+        platform = get_platform(batch["platform"], context)
         accounts = [AccountRef.from_dict(a) for a in batch["accounts"]]
         result = platform.fetch(accounts, window)
     folder = settings().staging_dir / _safe(run_id) / bid
@@ -145,6 +172,7 @@ def fetch_batch(
         "batch_id": bid,
         "platform": batch["platform"],
         "batch_no": batch["batch_no"],
+        "run_id": run_id,
         "folder": str(folder),
         "paths": paths,
         "rows": rows,
@@ -156,6 +184,9 @@ def fetch_batch(
 def registry_rows(registry: Registry, window: FetchWindow) -> FetchResult:
     """The registry's hand-entered inputs (probe CSV, manual metrics CSV) as raw rows.
 
+    Probes that a platform resolves (public posts on Mastodon, Bluesky) are left to that
+    platform's batch, so that exactly one batch writes each probe.
+
     They are observed when the file is read (now), whatever interval the run covers: their
     natural keys (probe_id; company, metric, period) carry no observation time, so a rerun
     replaces them.
@@ -164,7 +195,8 @@ def registry_rows(registry: Registry, window: FetchWindow) -> FetchResult:
     result = FetchResult()
     observed = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
     for p in registry.probes:
-        result.add("probes", {**p.model_dump(), "observed_at": observed})
+        if not resolved_by_platform(p):
+            result.add("probes", {**p.model_dump(), "observed_at": observed})
     for m in registry.manual_metrics:
         result.add("manual_metrics", {**m.model_dump(), "observed_at": observed})
     return result
@@ -194,7 +226,7 @@ def load_staged(staged: dict[str, Any], warehouse: str | None = None) -> dict[st
     tables = _read_staged(staged)
     with connect(warehouse) as con:
         counts = load_batch(con, staged["batch_id"], tables)
-        record_fetch_errors(con, staged["batch_id"], staged["errors"])
+        record_fetch_errors(con, staged["batch_id"], staged["run_id"], staged["errors"])
     shutil.rmtree(staged["folder"], ignore_errors=True)
     log.info("batch %s loaded: %s", staged["batch_id"], counts)
     return {

@@ -85,6 +85,7 @@ def create_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
         """
         create table if not exists ops.fetch_errors (
           batch_id varchar not null,
+          run_id varchar,
           platform varchar not null,
           company_id varchar not null,
           handle varchar not null,
@@ -117,15 +118,18 @@ def _check_columns(con: duckdb.DuckDBPyConnection, schema: RecordSchema) -> None
 
 
 def record_fetch_errors(
-    con: duckdb.DuckDBPyConnection, batch_id: str, errors: list[dict[str, str]]
+    con: duckdb.DuckDBPyConnection, batch_id: str, run_id: str, errors: list[dict[str, str]]
 ) -> None:
     """Replace the batch's entries in ``ops.fetch_errors`` (a rerun that succeeds clears them)."""
     con.execute("delete from ops.fetch_errors where batch_id = ?", [batch_id])
     if errors:
         con.executemany(
-            "insert into ops.fetch_errors (batch_id, platform, company_id, handle, error) "
-            "values (?, ?, ?, ?, ?)",
-            [[batch_id, e["platform"], e["company_id"], e["handle"], e["error"]] for e in errors],
+            "insert into ops.fetch_errors (batch_id, run_id, platform, company_id, handle, error) "
+            "values (?, ?, ?, ?, ?, ?)",
+            [
+                [batch_id, run_id, e["platform"], e["company_id"], e["handle"], e["error"]]
+                for e in errors
+            ],
         )
 
 

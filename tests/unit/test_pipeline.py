@@ -129,3 +129,35 @@ def test_one_failing_account_is_recorded_and_fails_the_check_while_others_load(d
         match=r"(?s)1 account\(s\).*sample tele-mitte \(tele-mitte\): HTTP 404",
     ):
         pipeline.check_loads(loaded)
+
+
+def test_public_post_probes_go_to_the_platform_that_reads_their_thread(tmp_path):
+    (tmp_path / "probes.csv").write_text(
+        "probe_id,company_id,platform,channel,sent_at,question_ref,answered_at,answer_ref,quality\n"
+        "q-masto,nordbank,mastodon,public_post,2026-01-05T09:00:00Z,https://m.example/@me/11,,,\n"
+        "q-mail,nordbank,,email,2026-01-05T09:00:00Z,mail#1,2026-01-05T10:00:00Z,,4\n"
+        "q-sample,nordbank,sample,public_post,2026-01-05T09:00:00Z,https://x/1,,,\n"
+    )
+    text = SMALL.read_text().replace("probes_file: small_probes.csv", "probes_file: probes.csv")
+    text = text.replace(
+        "      - {platform: sample, handle: nordbank, options: {profile: corporation}}",
+        "      - {platform: sample, handle: nordbank, options: {profile: corporation}}\n"
+        "      - {platform: mastodon, handle: https://m.example/@nordbank}",
+    )
+    (tmp_path / "small_manual.csv").write_text(
+        (FIXTURES / "registry" / "small_manual.csv").read_text()
+    )
+    companies = tmp_path / "companies.yaml"
+    companies.write_text(text)
+
+    batches = {b["platform"]: b for b in pipeline.plan_batches(str(companies))}
+    [masto] = batches["mastodon"]["accounts"]
+    assert [p["probe_id"] for p in masto["probes"]] == ["q-masto"]
+    assert masto["probes"][0]["question_ref"] == "https://m.example/@me/11"
+    # the sample platform does not read threads: its probe stays with the registry's batch
+    assert all(not a["probes"] for a in batches["sample"]["accounts"])
+
+    from socialpulse.registry import load_registry
+
+    rows = pipeline.registry_rows(load_registry(companies), window(1)).rows["probes"]
+    assert sorted(r["probe_id"] for r in rows) == ["q-mail", "q-sample"]

@@ -103,10 +103,10 @@ def test_data_survives_reopening_the_file(tmp_path):
 def test_fetch_errors_are_replaced_per_batch(tmp_path):
     err = {"platform": "sample", "company_id": "c1", "handle": "h1", "error": "HTTP 404"}
     with connect(tmp_path / "w.duckdb") as con:
-        record_fetch_errors(con, "b1", [err])
-        record_fetch_errors(con, "b1", [err])
+        record_fetch_errors(con, "b1", "run-1", [err])
+        record_fetch_errors(con, "b1", "run-1", [err])
         assert con.execute("select count(*) from ops.fetch_errors").fetchone() == (1,)
-        record_fetch_errors(con, "b1", [])  # the rerun succeeded
+        record_fetch_errors(con, "b1", "run-2", [])  # the rerun succeeded
         assert con.execute("select count(*) from ops.fetch_errors").fetchone() == (0,)
 
 
