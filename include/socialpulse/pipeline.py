@@ -162,10 +162,16 @@ def fetch_batch(
         pq.write_table(data, path)
         paths[table] = str(path)
         rows[table] = data.num_rows
-    errors = [e.__dict__ for e in result.errors]
-    for e in result.errors:
+    errors = [{**e.__dict__, "severity": "error"} for e in result.errors]
+    errors += [{**e.__dict__, "severity": "warning"} for e in result.warnings]
+    for e in errors:
         log.warning(
-            "fetch error %s account %s (%s): %s", e.platform, e.handle, e.company_id, e.error
+            "fetch %s %s account %s (%s): %s",
+            e["severity"],
+            e["platform"],
+            e["handle"],
+            e["company_id"],
+            e["error"],
         )
     log.info("batch %s staged: %s", bid, rows)
     return {
@@ -247,11 +253,16 @@ def raw_table_counts(warehouse: str | None = None) -> dict[str, int]:
 
 def check_loads(loaded: list[dict[str, Any]]) -> dict[str, Any]:
     """Fail the run visibly when any account could not be fetched (the rest is loaded)."""
-    errors = [e for batch in loaded for e in batch["errors"]]
+    problems = [e for batch in loaded for e in batch["errors"]]
+    errors = [e for e in problems if e.get("severity", "error") == "error"]
+    for w in problems:
+        if w.get("severity") == "warning":
+            log.warning("%s %s (%s): %s", w["platform"], w["handle"], w["company_id"], w["error"])
     summary = {
         "batches": len(loaded),
         "rows": _sum_rows(loaded),
         "fetch_errors": len(errors),
+        "fetch_warnings": len(problems) - len(errors),
     }
     if errors:
         listing = "\n".join(

@@ -89,6 +89,7 @@ def create_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
           platform varchar not null,
           company_id varchar not null,
           handle varchar not null,
+          severity varchar not null default 'error',
           error varchar not null,
           recorded_at timestamp not null default (now()::timestamp)
         )
@@ -124,10 +125,19 @@ def record_fetch_errors(
     con.execute("delete from ops.fetch_errors where batch_id = ?", [batch_id])
     if errors:
         con.executemany(
-            "insert into ops.fetch_errors (batch_id, run_id, platform, company_id, handle, error) "
-            "values (?, ?, ?, ?, ?, ?)",
+            "insert into ops.fetch_errors "
+            "(batch_id, run_id, platform, company_id, handle, severity, error) "
+            "values (?, ?, ?, ?, ?, ?, ?)",
             [
-                [batch_id, run_id, e["platform"], e["company_id"], e["handle"], e["error"]]
+                [
+                    batch_id,
+                    run_id,
+                    e["platform"],
+                    e["company_id"],
+                    e["handle"],
+                    e.get("severity", "error"),
+                    e["error"],
+                ]
                 for e in errors
             ],
         )

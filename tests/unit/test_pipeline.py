@@ -161,3 +161,19 @@ def test_public_post_probes_go_to_the_platform_that_reads_their_thread(tmp_path)
 
     rows = pipeline.registry_rows(load_registry(companies), window(1)).rows["probes"]
     assert sorted(r["probe_id"] for r in rows) == ["q-mail", "q-sample"]
+
+
+def test_warnings_are_counted_but_do_not_fail_the_run():
+    warning = {
+        "platform": "mastodon",
+        "company_id": "c1",
+        "handle": "@c1@m.example",
+        "severity": "warning",
+        "error": "probe p4: the question is gone",
+    }
+    loaded = [
+        {"batch_id": "b", "platform": "mastodon", "batch_no": 0, "rows": {}, "errors": [warning]}
+    ]
+    assert pipeline.check_loads(loaded)["fetch_warnings"] == 1
+    with pytest.raises(pipeline.FetchFailed, match="1 account"):
+        pipeline.check_loads([{**loaded[0], "errors": [{**warning, "severity": "error"}]}])

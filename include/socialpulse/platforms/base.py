@@ -109,12 +109,15 @@ class FetchError:
 
 @dataclass
 class FetchResult:
-    """Rows per raw table, plus the accounts that could not be fetched."""
+    """Rows per raw table, the accounts that could not be fetched (``errors``: they emit no
+    rows and fail the run visibly) and problems that cost an account only a detail
+    (``warnings``, e.g. a field-study question that was deleted: recorded, not failing)."""
 
     rows: dict[str, list[dict[str, Any]]] = field(
         default_factory=lambda: {t: [] for t in RAW_SCHEMAS}
     )
     errors: list[FetchError] = field(default_factory=list)
+    warnings: list[FetchError] = field(default_factory=list)
 
     def add(self, table: str, row: dict[str, Any]) -> None:
         self.rows[table].append(row)

@@ -1,0 +1,612 @@
+"""The Mastodon connector against recorded API responses served on 127.0.0.1.
+
+The fixtures (``tests/fixtures/mastodon``) are recorded exchanges: the request (path and
+query) and the server's response (status, headers, body) in Mastodon's wire format.
+``social.example/`` is the companies' server, ``other.example/`` a second server where a
+field-study question was posted, ``faults/`` responses of misbehaving servers. The tests
+serve them with pytest-httpserver (real HTTP through requests); the Link headers name the
+recorded domain, which the connector follows on the server it was configured with.
+
+The expected rows below were worked out by hand from the fixture files (the reasoning is
+in the comments next to each), not copied from the connector's output.
+
+The world at the fixed observation time (FIXED_NOW = 2026-11-20 06:00 UTC), for the
+window [2026-11-19, 2026-11-20) with 28 days lookback, i.e. posts created since the
+cutoff 2026-10-23 00:00 UTC (up to FIXED_NOW):
+
+* bakery (Bäckerei Korn, account id 109318417253410822): lookup_bakery.json,
+  statuses_bakery_page1/2/3.json, context_<id>.json of its threads and of the questions.
+* blumenada (Blumen Ada, account id 109330512994120033): lookup_blumenada.json,
+  statuses_blumenada.json; the faults replace one of these.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pytest_httpserver import HTTPServer
+from werkzeug import Response
+
+from socialpulse.http import HttpClient, HttpPolicy
+from socialpulse.platforms import get_platform
+from socialpulse.platforms.base import AccountRef, FetchWindow, PlatformContext
+from socialpulse.platforms.mastodon import (
+    MastodonError,
+    MastodonPlatform,
+    parse_handle,
+    parse_status_ref,
+)
+from socialpulse.records import RAW_SCHEMAS, to_arrow
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "mastodon"
+UTC = dt.UTC
+
+
+def t(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+FIXED_NOW = t("2026-11-20T06:00:00")
+WINDOW = FetchWindow(start=t("2026-11-19T00:00:00"), end=t("2026-11-20T00:00:00"))
+# cutoff = end - 28 days = 2026-10-23 00:00
+
+BAKERY_ID = "109318417253410822"  # lookup_bakery.json "id"
+FLORIST_ID = "109330512994120033"  # lookup_blumenada.json "id"
+
+# the bakery's statuses (statuses_bakery_page*.json), newest first
+PINNED = "117030754713651218"  # 2026-08-03, "pinned": true, 5 replies: before the cutoff
+S_A = "117647120793618619"  # 2026-11-20 05:30 original, fav 12 / reblogs 3 / replies 0 / quotes 1
+S_B = "117642520166400157"  # 2026-11-19 10:00 reblog wrapper (counts 0, url null)
+S_C = "117638352076861382"  # 2026-11-18 16:20 original, fav 25 / reblogs 4 / replies 2 / quotes 0
+S_D = "117630959616063716"  # 2026-11-17 09:00 reply to carla, fav 2 / reblogs 0 / replies 1
+S_F = "117620126515261713"  # 2026-11-15 11:05 self-reply to S_E, fav 3 / reblogs 1 / replies 1
+S_E = "117620106854428138"  # 2026-11-15 11:00 original without quotes_count, fav 40 / 9 / 1
+S_G = "117487278489665065"  # 2026-10-23 00:00 exactly the cutoff, fav 7 / reblogs 1 / 0
+S_H = "117483739545645347"  # 2026-10-22 09:00 before the cutoff: ends the paging
+
+ANNA = "109320000000000101"
+BOB = "109400000000000303"  # bob@mastodon.example as known on social.example
+DAVE = "111000000000000505"
+
+# field-study questions (context_<id>.json)
+Q1 = "117625297305617355"  # social.example: answered twice, the earlier answer comes last
+Q2 = "117630959616026593"  # social.example: only a customer replied
+Q3 = "117636621926453905"  # social.example: answered below the asker's own follow-up
+Q4 = "117636857856062058"  # social.example: 404, the question was deleted
+Q5 = "117642048307213835"  # other.example: answered from the bakery's own server
+
+
+class Sleeps(list):
+    """Records the waits of the HTTP client instead of sleeping them."""
+
+    def __call__(self, seconds: float) -> None:
+        self.append(seconds)
+
+
+# -- serving the recordings ----------------------------------------------------------------
+
+
+def load(name: str) -> dict[str, Any]:
+    return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
+
+
+def serve(
+    server: HTTPServer,
+    exchange: dict[str, Any],
+    *,
+    once: bool = False,
+    headers: dict[str, str] | None = None,
+) -> None:
+    """Answer the recorded request with the recorded response (string bodies verbatim)."""
+    req, resp = exchange["request"], exchange["response"]
+    body = resp["body"]
+    data = body if isinstance(body, str) else json.dumps(body, ensure_ascii=False)
+    hdrs = {**resp["headers"], **(headers or {})}
+    content_type = hdrs.pop("Content-Type", None)
+    expect = server.expect_oneshot_request if once else server.expect_request
+    expect(req["path"], method=req["method"], query_string=req["query"]).respond_with_data(
+        data.encode("utf-8"), status=resp["status"], headers=hdrs, content_type=content_type
+    )
+
+
+def serve_folder(server: HTTPServer, folder: str, skip: set[str] = frozenset()) -> None:
+    for path in sorted((FIXTURES / folder).glob("*.json")):
+        if path.stem not in skip:
+            serve(server, load(f"{folder}/{path.name}"))
+
+
+@pytest.fixture
+def server(httpserver_ipv4: HTTPServer) -> HTTPServer:
+    """social.example, served on 127.0.0.1."""
+    return httpserver_ipv4
+
+
+@pytest.fixture
+def other() -> HTTPServer:
+    """other.example: a second server on 127.0.0.1 (another port: another host)."""
+    s = HTTPServer(host="127.0.0.1", port=0)
+    s.start()
+    serve_folder(s, "other.example")
+    yield s
+    s.clear()
+    s.stop()
+
+
+@pytest.fixture
+def sleeps() -> Sleeps:
+    return Sleeps()
+
+
+def platform(sleeps: Sleeps) -> MastodonPlatform:
+    client = HttpClient(policy=HttpPolicy(read_timeout=0.5, retries=1, backoff=0.01), sleep=sleeps)
+    return MastodonPlatform(context=PlatformContext(http=client, clock=lambda: FIXED_NOW))
+
+
+def base(s: HTTPServer) -> str:
+    return f"http://127.0.0.1:{s.port}"
+
+
+def bakery(server: HTTPServer, probes: tuple[dict[str, Any], ...] = ()) -> AccountRef:
+    return AccountRef("baeckerei-korn", f"{base(server)}/@bakery", probes=probes)
+
+
+def florist(server: HTTPServer) -> AccountRef:
+    # a probe too: a failed account must not emit it either
+    probe = _probe("fl-1", f"{base(server)}/@researcher/{Q2}", "2026-11-17T09:00:00Z")
+    return AccountRef("blumen-ada", f"{base(server)}/@blumenada", probes=(dict(probe),))
+
+
+def _probe(pid: str, question_ref: str, sent_at: str, quality: int | None = None) -> dict:
+    return {
+        "probe_id": pid,
+        "company_id": "baeckerei-korn" if not pid.startswith("fl") else "blumen-ada",
+        "platform": "mastodon",
+        "channel": "public_post",
+        "sent_at": sent_at,
+        "question_ref": question_ref,
+        "answered_at": None,
+        "answer_ref": None,
+        "quality": quality,
+    }
+
+
+def requested(s: HTTPServer) -> list[str]:
+    """path?query of every request the server saw, in order."""
+    out = []
+    for request, _ in s.log:
+        q = request.query_string.decode()
+        out.append(request.path + (f"?{q}" if q else ""))
+    return out
+
+
+def rows_of(result, table: str, company_id: str | None = None) -> list[dict[str, Any]]:
+    return [r for r in result.rows[table] if company_id in (None, r["company_id"])]
+
+
+def assert_arrow(result) -> None:
+    for table, rows in result.rows.items():
+        assert to_arrow(RAW_SCHEMAS[table], rows).num_rows == len(rows)
+
+
+# -- what the bakery's rows must be (worked out from the fixtures) -------------------------
+
+SNAPSHOT_COLUMNS = ("account_id", "followers", "following", "posts_total")
+# lookup_bakery.json: followers_count 1234, following_count 210, statuses_count 842
+BAKERY_SNAPSHOT = (BAKERY_ID, 1234, 210, 842)
+
+POST_COLUMNS = ("post_id", "created_at", "kind", "likes", "replies", "reposts", "quotes", "url")
+U = "https://social.example/@bakery/"
+BAKERY_POSTS = [
+    # page 1: PINNED (2026-08-03) is before the cutoff: no row, and being pinned it does not
+    # stop the paging either.
+    # S_A: in_reply_to_id null, reblog null -> original; created after the window's end but
+    # before the observation time: observed. quotes_count 1.
+    (S_A, t("2026-11-20T05:30:00"), "original", 12, 0, 3, 1, U + S_A),
+    # S_B: reblog not null -> repost, with the wrapper's id, time and (zero) counts; the
+    # wrapper's url is null, so its uri is the url.
+    (
+        S_B,
+        t("2026-11-19T10:00:00"),
+        "repost",
+        0,
+        0,
+        0,
+        0,
+        f"https://social.example/users/bakery/statuses/{S_B}/activity",
+    ),
+    (S_C, t("2026-11-18T16:20:00"), "original", 25, 2, 4, 0, U + S_C),
+    # page 2: S_D replies to carla (in_reply_to_account_id 109500000000000404) -> reply
+    (S_D, t("2026-11-17T09:00:00"), "reply", 2, 1, 0, 0, U + S_D),
+    # S_F replies to the bakery's own S_E (in_reply_to_account_id = own id) -> original
+    (S_F, t("2026-11-15T11:05:00"), "original", 3, 1, 1, 0, U + S_F),
+    # S_E has no quotes_count (a pre-4.5 server): quotes 0
+    (S_E, t("2026-11-15T11:00:00"), "original", 40, 1, 9, 0, U + S_E),
+    # S_G is created exactly at the cutoff: inside [cutoff, now]
+    (S_G, t("2026-10-23T00:00:00"), "original", 7, 0, 1, 0, U + S_G),
+    # S_H (2026-10-22) is before the cutoff: no row; it ends the paging (no page 3)
+]
+
+THREAD_COLUMNS = (
+    "reply_id",
+    "root_post_id",
+    "in_reply_to_id",
+    "author_id",
+    "author_is_company",
+    "created_at",
+)
+BAKERY_THREADS = [
+    # Roots are the own originals with replies_count > 0 in the window, oldest first:
+    # S_E (11:00), S_F (11:05, a self-reply: original), S_C. Not S_A, S_G (0 replies), S_D
+    # (a reply), S_B (a repost), PINNED and S_H (before the cutoff).
+    # context of S_E: descendants S_F (the bakery's own continuation) and dave's reply to S_F
+    (S_F, S_E, S_E, BAKERY_ID, True, t("2026-11-15T11:05:00")),
+    ("117621050572847925", S_E, S_F, DAVE, False, t("2026-11-15T15:00:00")),
+    # context of S_F: only dave's reply, already under S_E (the thread's start): no 2nd row
+    # context of S_C: anna asks (r1), the bakery answers (r2), anna follows up (r3), the
+    # bakery answers again (r4); bob asks and gets no answer (r5)
+    ("117638529024030760", S_C, S_C, ANNA, False, t("2026-11-18T17:05:00")),
+    ("117638784614406116", S_C, "117638529024030760", BAKERY_ID, True, t("2026-11-18T18:10:00")),
+    ("117638902579213433", S_C, "117638784614406116", ANNA, False, t("2026-11-18T18:40:00")),
+    ("117642028646442354", S_C, "117638902579213433", BAKERY_ID, True, t("2026-11-19T07:55:00")),
+    ("117642284236842601", S_C, S_C, BOB, False, t("2026-11-19T09:00:00")),
+]
+
+BAKERY_REQUESTS = [
+    "/api/v1/accounts/lookup?acct=bakery",
+    f"/api/v1/accounts/{BAKERY_ID}/statuses?limit=40",
+    # page 1's Link rel="next": max_id = S_C, its last status
+    f"/api/v1/accounts/{BAKERY_ID}/statuses?limit=40&max_id={S_C}",
+    # page 2 holds S_H, older than the cutoff: page 3 (max_id=S_H) is never asked for
+    f"/api/v1/statuses/{S_E}/context",
+    f"/api/v1/statuses/{S_F}/context",
+    f"/api/v1/statuses/{S_C}/context",
+]
+
+
+def table(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> list[tuple]:
+    return [tuple(r[c] for c in columns) for r in rows]
+
+
+def assert_bakery_rows(result) -> None:
+    """The bakery's rows, exactly (without probes)."""
+    snaps = rows_of(result, "account_snapshots", "baeckerei-korn")
+    assert table(snaps, SNAPSHOT_COLUMNS) == [BAKERY_SNAPSHOT]
+    assert snaps[0]["handle"].endswith("/@bakery")
+    posts = rows_of(result, "post_observations", "baeckerei-korn")
+    assert table(posts, POST_COLUMNS) == BAKERY_POSTS
+    threads = rows_of(result, "thread_replies", "baeckerei-korn")
+    assert table(threads, THREAD_COLUMNS) == BAKERY_THREADS
+    for row in snaps + posts + threads:
+        assert row["platform"] == "mastodon" and row["observed_at"] == FIXED_NOW
+    for row in posts + threads:
+        assert row["account_id"] == BAKERY_ID
+    assert all(r["views"] is None for r in posts)
+    assert_arrow(result)
+
+
+# -- handles and references ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("handle", "base_url", "user"),
+    [
+        ("https://social.example/@bakery", "https://social.example", "bakery"),
+        ("https://Social.Example/@bakery/", "https://social.example", "bakery"),
+        ("http://127.0.0.1:8080/@bakery", "http://127.0.0.1:8080", "bakery"),
+        ("@bakery@social.example", "https://social.example", "bakery"),
+        ("bakery@social.example", "https://social.example", "bakery"),
+        ("  @baecker.ei_korn@social.example ", "https://social.example", "baecker.ei_korn"),
+    ],
+)
+def test_handles_name_server_and_user(handle, base_url, user):
+    loc = parse_handle(handle)
+    assert (loc.base_url, loc.username) == (base_url, user)
+
+
+@pytest.mark.parametrize(
+    "handle",
+    [
+        "bakery",
+        "@bakery",
+        "https://social.example/bakery",
+        "https://social.example/@bakery/123",
+        "ftp://social.example/@bakery",
+        "bakery@",
+        "",
+    ],
+)
+def test_other_handles_are_refused_clearly(handle):
+    with pytest.raises(MastodonError, match=r"not a Mastodon handle.*https://host/@user"):
+        parse_handle(handle)
+
+
+def test_api_base_option_overrides_the_handles_domain():
+    loc = parse_handle("@bakery@example.com", api_base="https://social.example.com/")
+    assert (loc.base_url, loc.username) == ("https://social.example.com", "bakery")
+
+
+@pytest.mark.parametrize(
+    ("ref", "expected"),
+    [
+        (f"https://other.example/@kundenstudie/{Q5}", ("https://other.example", Q5)),
+        (f"https://social.example/@researcher/{Q1}/", ("https://social.example", Q1)),
+        # a remote account's status as shown on social.example: the id is social.example's
+        (f"https://social.example/@bob@mastodon.example/{Q2}", ("https://social.example", Q2)),
+        (f"https://social.example/users/researcher/statuses/{Q1}", ("https://social.example", Q1)),
+        (f"http://127.0.0.1:8080/api/v1/statuses/{Q1}", ("http://127.0.0.1:8080", Q1)),
+    ],
+)
+def test_question_refs_name_server_and_status(ref, expected):
+    assert parse_status_ref(ref) == expected
+
+
+@pytest.mark.parametrize("ref", ["", "mail#1", "https://social.example/@researcher"])
+def test_other_question_refs_are_refused_clearly(ref):
+    with pytest.raises(MastodonError, match=r"is not a Mastodon status URL"):
+        parse_status_ref(ref)
+
+
+def test_the_platform_is_registered():
+    p = get_platform("mastodon", PlatformContext())
+    assert isinstance(p, MastodonPlatform) and p.name == "mastodon"
+
+
+# -- the happy path ------------------------------------------------------------------------
+
+
+def test_timeline_is_mapped_and_paging_stops_at_the_lookback(server, sleeps):
+    serve_folder(server, "social.example")
+    result = platform(sleeps).fetch([bakery(server)], WINDOW)
+    assert result.errors == []
+    assert_bakery_rows(result)
+    # the lookback stop and the threads only for posts with replies
+    assert requested(server) == BAKERY_REQUESTS
+    assert not any(f"max_id={S_H}" in r for r in requested(server))
+    # Remaining 290-299 of 300 in every recorded response: no pacing, nothing waited
+    assert sleeps == []
+
+
+def test_probes_find_the_companys_first_answer_anywhere_in_the_thread(server, other, sleeps):
+    serve_folder(server, "social.example")
+    probes = (
+        # context of Q1 (depth-first): anna 10:00, the bakery's answer to anna 12:00, then
+        # the bakery's direct answer 11:00 -> the earliest is the direct one, at 11:00
+        _probe("p1", f"{base(server)}/@researcher/{Q1}", "2026-11-16T09:00:00Z", quality=4),
+        # context of Q2 (asked by its API URL): only anna answered -> unanswered
+        _probe("p2", f"{base(server)}/api/v1/statuses/{Q2}", "2026-11-17T09:00:00Z"),
+        # context of Q3: the asker's own follow-up 09:02, the bakery's answer to it 14:00
+        _probe("p3", f"{base(server)}/@researcher/{Q3}", "2026-11-18T09:00:00Z", quality=3),
+        # Q4 was deleted (404): the row stays, unanswered, and the problem is reported
+        _probe("p4", f"{base(server)}/@researcher/{Q4}", "2026-11-18T10:00:00Z"),
+        # Q5 lives on other.example: lena (whose id there happens to be the bakery's id on
+        # social.example) at 10:00 is not the bakery; the bakery's remote account
+        # (url https://social.example/@bakery, id 111400000000000808 there) answers 13:00
+        _probe("p5", f"{base(other)}/@kundenstudie/{Q5}", "2026-11-19T08:00:00Z"),
+    )
+    result = platform(sleeps).fetch([bakery(server, probes)], WINDOW)
+    assert_bakery_rows(result)  # the probe problem costs the account nothing
+    got = {
+        r["probe_id"]: (r["answered_at"], r["answer_ref"], r["quality"])
+        for r in result.rows["probes"]
+    }
+    assert got == {
+        "p1": (t("2026-11-16T11:00:00"), U + "117625769164830257", 4),
+        "p2": (None, None, None),
+        "p3": (t("2026-11-18T14:00:00"), U + "117637801574412344", 3),
+        "p4": (None, None, None),
+        # a remote status's url is its origin's: the bakery's own id for it
+        "p5": (t("2026-11-19T13:00:00"), U + "117643227955259688", None),
+    }
+    p1 = next(r for r in result.rows["probes"] if r["probe_id"] == "p1")
+    assert p1["sent_at"] == t("2026-11-16T09:00:00") and p1["observed_at"] == FIXED_NOW
+    assert p1["channel"] == "public_post" and p1["platform"] == "mastodon"
+    # a gone question costs the account nothing else: a warning, not an error
+    assert result.errors == [] and len(result.warnings) == 1
+    err = result.warnings[0]
+    assert (err.platform, err.company_id) == ("mastodon", "baeckerei-korn")
+    assert "probe p4" in err.error and "is gone" in err.error and "HTTP 404" in err.error
+    assert f"/api/v1/statuses/{Q5}/context" in requested(other)
+    assert_arrow(result)
+
+
+def test_two_healthy_accounts(server, sleeps):
+    serve_folder(server, "social.example")
+    result = platform(sleeps).fetch([bakery(server), florist(server)], WINDOW)
+    assert result.errors == []
+    assert_bakery_rows(result)
+    # lookup_blumenada.json: 310 / 95 / 120; statuses_blumenada.json: two originals without
+    # replies (fav 14 / reblogs 2, fav 9 / reblogs 1), one page without a Link header
+    snaps = rows_of(result, "account_snapshots", "blumen-ada")
+    assert table(snaps, SNAPSHOT_COLUMNS) == [(FLORIST_ID, 310, 95, 120)]
+    posts = rows_of(result, "post_observations", "blumen-ada")
+    assert table(posts, ("post_id", "kind", "likes", "replies", "reposts", "quotes")) == [
+        ("117642048307215808", "original", 14, 0, 2, 0),
+        ("117602412134406510", "original", 9, 0, 1, 0),
+    ]
+    assert rows_of(result, "thread_replies", "blumen-ada") == []
+    # the florist's probe asks Q2, where only anna replied: unanswered
+    assert [(r["probe_id"], r["answered_at"]) for r in result.rows["probes"]] == [("fl-1", None)]
+
+
+# -- rate limits and transient faults: the fetch goes on ----------------------------------
+
+
+def test_rate_limit_headers_are_honoured(server, sleeps):
+    # the lookup's answer leaves only the reserve (Remaining 1 of 300) until a reset 30 s
+    # ahead (set at run time: the client measures the reset against the wall clock)
+    reset = (dt.datetime.now(UTC) + dt.timedelta(seconds=30)).isoformat()
+    serve(
+        server,
+        load("social.example/lookup_bakery.json"),
+        headers={"X-RateLimit-Remaining": "1", "X-RateLimit-Reset": reset},
+    )
+    serve_folder(server, "social.example", skip={"lookup_bakery"})
+    result = platform(sleeps).fetch([bakery(server)], WINDOW)
+    assert result.errors == []
+    assert_bakery_rows(result)
+    # the next request (page 1) waited for the reset; page 1 restores the budget (298)
+    assert len(sleeps) == 1 and 25 <= sleeps[0] <= 30
+
+
+def test_429_is_waited_out_as_told(server, sleeps):
+    page2 = load("social.example/statuses_bakery_page2.json")
+    page2_429 = {
+        "request": page2["request"],
+        "response": {
+            "status": 429,
+            "headers": {
+                "Content-Type": "application/json; charset=utf-8",
+                "Retry-After": "2",
+                "X-RateLimit-Limit": "300",
+                "X-RateLimit-Remaining": "0",
+                "X-RateLimit-Reset": "2026-11-20T06:05:00.000000Z",
+            },
+            "body": {"error": "Too many requests"},
+        },
+    }
+    serve(server, page2_429, once=True)
+    serve_folder(server, "social.example")
+    result = platform(sleeps).fetch([bakery(server)], WINDOW)
+    assert result.errors == []
+    assert_bakery_rows(result)
+    assert sleeps == [2.0]
+    assert (
+        requested(server).count(f"/api/v1/accounts/{BAKERY_ID}/statuses?limit=40&max_id={S_C}") == 2
+    )
+
+
+def test_500_is_retried_then_succeeds(server, sleeps):
+    ctx = load(f"social.example/context_{S_C}.json")
+    serve(
+        server,
+        {
+            "request": ctx["request"],
+            "response": {
+                "status": 500,
+                "headers": {"Content-Type": "text/html"},
+                "body": "<html><body><h1>We're sorry, but something went wrong.</h1></body></html>",
+            },
+        },
+        once=True,
+    )
+    serve_folder(server, "social.example")
+    result = platform(sleeps).fetch([bakery(server)], WINDOW)
+    assert result.errors == []
+    assert_bakery_rows(result)
+    # one backoff of 0.01 s (+ up to 25 % jitter)
+    assert len(sleeps) == 1 and 0.01 <= sleeps[0] <= 0.0125
+
+
+# -- faults of one account: it has an error and no rows, the other account is intact -------
+
+
+def _slow(request):
+    time.sleep(0.8)  # longer than the read timeout of 0.5 s
+    return Response("[]", content_type="application/json")
+
+
+LOOKUP, STATUSES = "lookup_blumenada", "statuses_blumenada"  # the florist's healthy files
+
+
+def _install(respond):
+    """A fault of the florist's first statuses page, made by a handler."""
+
+    def install(s: HTTPServer) -> None:
+        respond(
+            s.expect_request(
+                f"/api/v1/accounts/{FLORIST_ID}/statuses", query_string={"limit": "40"}
+            )
+        )
+
+    return install
+
+
+FAULTS = {
+    # name: (the healthy file replaced, fault files or an installer, the error's message)
+    "404 account": (
+        LOOKUP,
+        ["lookup_404"],
+        r"^looking up @blumenada on http://127\.0\.0\.1:\d+: HttpError: "
+        # (the shared client names the URL without its query)
+        r"HTTP 404 not found: Record not found \(http://.*/api/v1/accounts/lookup\)$",
+    ),
+    "suspended": (
+        LOOKUP,
+        ["lookup_suspended"],
+        rf"^looking up @blumenada on .*: account {FLORIST_ID} is suspended by its server$",
+    ),
+    "401 private": (
+        STATUSES,
+        ["statuses_401"],
+        r"reading the statuses of account .* \(page 1\): HttpError: HTTP 401 unauthorized "
+        r".*: This API requires an authenticated user",
+    ),
+    "html 200": (
+        STATUSES,
+        ["statuses_html_200"],
+        r"\(page 1\): PayloadError: expected JSON, got text/html; charset=utf-8: "
+        r"'<!DOCTYPE html> <html lang=\"de\">",
+    ),
+    "truncated json": (STATUSES, ["statuses_truncated"], r"\(page 1\): PayloadError: invalid JSON"),
+    "repeating next link": (
+        STATUSES,
+        ["statuses_loop_page1", "statuses_loop_page2"],
+        # page 1 links to max_id=fl1; page 2 (max_id=fl1) links to max_id=fl1 again
+        r"\(page 2\): pagination loop: the next link http://127\.0\.0\.1:\d+/api/v1/accounts/"
+        rf"{FLORIST_ID}/statuses\?limit=40&max_id=117642048307215808 repeats a page already read",
+    ),
+    "missing created_at": (
+        STATUSES,
+        ["statuses_no_created_at"],
+        r"\(page 1\): status 117642048307215808 in page 1 has no valid 'created_at'",
+    ),
+    "timeout": (
+        STATUSES,
+        _install(lambda h: h.respond_with_handler(_slow)),
+        r"\(page 1\): HttpError: timed out after 2 attempts",
+    ),
+    "persistent 502": (
+        STATUSES,
+        _install(
+            lambda h: h.respond_with_data("Bad Gateway", status=502, content_type="text/html")
+        ),
+        r"\(page 1\): HttpError: HTTP 502 after 2 attempts",
+    ),
+}
+
+
+@pytest.mark.parametrize("fault", list(FAULTS))
+def test_a_bad_account_costs_only_itself(server, sleeps, fault):
+    replaced, faulty, message = FAULTS[fault]
+    if callable(faulty):
+        faulty(server)
+    else:
+        for name in faulty:
+            serve(server, load(f"faults/{name}.json"))
+    serve_folder(server, "social.example", skip={replaced})
+    # the bad account comes first: the good one after it must not suffer
+    result = platform(sleeps).fetch([florist(server), bakery(server)], WINDOW)
+    assert_bakery_rows(result)
+    assert [(e.platform, e.company_id, e.handle) for e in result.errors] == [
+        ("mastodon", "blumen-ada", f"{base(server)}/@blumenada")
+    ]
+    assert re.search(message, result.errors[0].error), result.errors[0].error
+    for name in ("account_snapshots", "post_observations", "thread_replies", "probes"):
+        assert rows_of(result, name, "blumen-ada") == []  # its probe included
+    assert result.rows["probes"] == []
+
+
+def test_an_unusable_handle_is_the_accounts_error(server, sleeps):
+    serve_folder(server, "social.example")
+    bad = AccountRef("blumen-ada", "blumenada")
+    result = platform(sleeps).fetch([bad, bakery(server)], WINDOW)
+    assert_bakery_rows(result)
+    assert (
+        len(result.errors) == 1 and "not a Mastodon handle: 'blumenada'" in result.errors[0].error
+    )
