@@ -57,6 +57,9 @@ class RecordSchema:
     key: tuple[str, ...]
     #: timestamp columns that must not lie in the future of the batch's observation time
     not_after_observed: tuple[str, ...] = field(default=())
+    #: columns whose known value survives a later observation that lacks it (an answer,
+    #: once seen, stays seen even if the question is deleted afterwards)
+    sticky: tuple[str, ...] = field(default=())
 
     @property
     def names(self) -> list[str]:
@@ -185,6 +188,7 @@ PROBES = RecordSchema(
     ),
     key=("probe_id",),
     not_after_observed=("sent_at", "answered_at"),
+    sticky=("answered_at", "answer_ref", "quality"),
 )
 
 MANUAL_METRIC_VALUES = RecordSchema(

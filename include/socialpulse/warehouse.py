@@ -187,6 +187,9 @@ def _replace_keys(
     finally:
         con.unregister(view)
     match = " and ".join(f"t.{k} = i.{k}" for k in schema.key)
+    if schema.sticky:
+        keep = ", ".join(f"{c} = coalesce(i.{c}, t.{c})" for c in schema.sticky)
+        con.execute(f"update _incoming as i set {keep} from {schema.qualified} as t where {match}")
     replaced = con.execute(
         f"delete from {schema.qualified} as t using _incoming as i where {match}"
     ).fetchone()[0]

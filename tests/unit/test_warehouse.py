@@ -132,3 +132,19 @@ def test_a_warehouse_from_another_schema_version_is_refused_with_a_clear_error(t
     expected = r"raw\.manual_metrics in the warehouse has columns"
     with pytest.raises(WarehouseSchemaError, match=expected), connect(path):
         pass
+
+
+def test_a_probe_answer_once_seen_survives_a_later_observation_without_it(tmp_path):
+    def probe(observed_at, answered_at=None, answer_ref=None):
+        return records.to_arrow(records.PROBES, [dict(
+            probe_id="q1", company_id="c1", platform="mastodon", channel="public_post",
+            sent_at=D1, question_ref="https://m.example/@me/1", answered_at=answered_at,
+            answer_ref=answer_ref, quality=None, observed_at=observed_at)])  # fmt: skip
+
+    answered = dt.datetime(2026, 2, 1, 3, 0)
+    with connect(tmp_path / "w.duckdb") as con:
+        load_batch(con, "b1", {"probes": probe(D1)})  # not answered yet
+        load_batch(con, "b2", {"probes": probe(D2, answered, "https://m.example/@c1/2")})
+        load_batch(con, "b3", {"probes": probe(D2 + dt.timedelta(days=1))})  # question deleted
+        rows = con.execute("select answered_at, answer_ref, observed_at from raw.probes").fetchall()
+    assert rows == [(answered, "https://m.example/@c1/2", D2 + dt.timedelta(days=1))]

@@ -1,0 +1,147 @@
+"""Mastodon, Bluesky and RSS end to end: real DAG runs against recorded responses on 127.0.0.1.
+
+The scenario (``tests/e2e_scenario.py``) puts Bäckerei Nord on all three platforms beside
+sample peers; the marts must hold the metrics computed by hand from its responses.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import duckdb
+import pytest
+
+from tests.e2e_scenario import EXPECTED, exchanges, write_registry
+from tests.replay import ReplayServer
+
+pytestmark = pytest.mark.integration
+
+WEEK = dt.datetime(2026, 11, 9, tzinfo=dt.UTC)  # a Monday: ISO week 2026-W46
+# a manual run at this logical date covers [2026-11-15, 2026-11-16); the sample peers
+# replay 14 days before its end, the real platforms observe what they serve now
+LOGICAL = dt.datetime(2026, 11, 16, 0, 0, 1, tzinfo=dt.UTC)
+CONF = {"backfill_days": 14}
+
+
+def state(obj) -> str:
+    return str(getattr(obj.state, "value", obj.state))
+
+
+def query(path, sql, params=None):
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        cur = con.execute(sql, params or [])
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+    finally:
+        con.close()
+
+
+@pytest.fixture
+def scenario(tmp_path, monkeypatch):
+    with ReplayServer(exchanges(WEEK)) as server:
+        registry = write_registry(tmp_path / "registry", server.base, WEEK)
+        monkeypatch.setenv("SOCIALPULSE_COMPANIES", str(registry))
+        monkeypatch.setenv("SOCIALPULSE_DATA_DIR", str(tmp_path / "data"))
+        monkeypatch.delenv("SOCIALPULSE_WAREHOUSE", raising=False)
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_BLUESKY_DEFAULT", json.dumps({"conn_type": "http", "host": server.base})
+        )
+        yield server, tmp_path / "data" / "warehouse.duckdb"
+
+
+def nord_week(warehouse):
+    rows = query(
+        warehouse,
+        "select * from marts.company_metrics where company_id = 'baeckerei-nord' "
+        "and period_type = 'week' and period_start = ?",
+        [WEEK.date()],
+    )
+    assert len(rows) == 1
+    return rows[0]
+
+
+def test_mixed_registry_reaches_the_marts_with_hand_computed_metrics(dags, scenario):
+    server, warehouse = scenario
+    ingest = dags["socialpulse_ingest"].test(logical_date=LOGICAL, run_conf=CONF)
+    assert state(ingest) == "success", [
+        (ti.task_id, ti.map_index, state(ti)) for ti in ingest.get_task_instances()
+    ]
+    assert server.unmatched == []
+    assert state(dags["socialpulse_models"].test()) == "success"
+
+    # the raw rows of each platform, as served
+    kinds = query(
+        warehouse,
+        "select platform, kind, count(*) as n from raw.post_observations "
+        "where platform <> 'sample' group by all order by all",
+    )
+    assert [(r["platform"], r["kind"], r["n"]) for r in kinds] == [
+        ("bluesky", "original", 1),
+        ("bluesky", "repost", 1),
+        ("mastodon", "original", 3),  # 5001, 5002 and 4000 (ten days before the week)
+        ("mastodon", "reply", 1),
+        ("mastodon", "repost", 1),
+        ("rss", "original", 1),  # ?p=12 is older than the 28-day lookback
+    ]
+    replies = query(warehouse, "select platform, count(*) as n from raw.thread_replies "
+                    "where platform <> 'sample' group by all order by all")  # fmt: skip
+    assert [(r["platform"], r["n"]) for r in replies] == [("bluesky", 2), ("mastodon", 5)]
+    probes = query(warehouse, "select probe_id, answered_at from raw.probes "
+                   "where company_id = 'baeckerei-nord' order by 1")  # fmt: skip
+    assert probes == [
+        {"probe_id": "nord-bsky", "answered_at": None},
+        {"probe_id": "nord-mail", "answered_at": dt.datetime(2026, 11, 9, 13, 0)},
+        {"probe_id": "nord-masto", "answered_at": dt.datetime(2026, 11, 10, 11, 0)},
+    ]
+
+    metrics = nord_week(warehouse)
+    for name, expected in EXPECTED.items():
+        if expected is None:
+            assert metrics[name] is None, name
+        else:
+            assert metrics[name] == pytest.approx(expected), name
+    assert metrics["segment"] == "craft" and metrics["is_complete"]
+
+    # a second fetch is a second observation, never a double count
+    assert state(dags["socialpulse_ingest"].test(logical_date=LOGICAL, run_conf=CONF)) == "success"
+    assert state(dags["socialpulse_models"].test()) == "success"
+    assert nord_week(warehouse) == metrics
+    dup = query(warehouse, "select count(*) as n from (select platform, post_id, observed_at "
+                "from raw.post_observations group by all having count(*) > 1)")  # fmt: skip
+    assert dup == [{"n": 0}]
+
+
+def test_bad_accounts_are_recorded_while_the_good_ones_load(dags, scenario, tmp_path):
+    server, warehouse = scenario
+    registry = tmp_path / "registry" / "companies.yaml"
+    text = registry.read_text().replace(
+        "      - {platform: sample, handle: nordbank, options: {profile: corporation}}",
+        "      - {platform: sample, handle: nordbank, options: {profile: corporation}}\n"
+        f'      - {{platform: mastodon, handle: "{server.base}/@nobody"}}\n'
+        f'      - {{platform: rss, handle: "{server.base}/gone/feed/"}}',
+    )
+    registry.write_text(text)
+
+    dagrun = dags["socialpulse_ingest"].test(logical_date=LOGICAL, run_conf=CONF)
+    assert state(dagrun) == "failed"  # visibly: the run is not green
+    tis = {(ti.task_id, ti.map_index): state(ti) for ti in dagrun.get_task_instances()}
+    assert tis[("all_batches_loaded", -1)] == "failed"
+    assert all(s == "success" for (t, _), s in tis.items() if t == "batch.load")
+
+    errors = query(warehouse, "select platform, company_id, handle, severity, error "
+                   "from ops.fetch_errors order by platform")  # fmt: skip
+    assert [(e["platform"], e["company_id"], e["severity"]) for e in errors] == [
+        ("mastodon", "nordbank", "error"),
+        ("rss", "nordbank", "error"),
+    ]
+    assert "404" in errors[0]["error"] and "nobody" in errors[0]["error"]
+    assert "404" in errors[1]["error"]
+    # the good accounts of the same platforms loaded
+    loaded = query(warehouse, "select distinct platform, company_id from raw.post_observations "
+                   "where platform in ('mastodon', 'rss') order by 1")  # fmt: skip
+    assert loaded == [
+        {"platform": "mastodon", "company_id": "baeckerei-nord"},
+        {"platform": "rss", "company_id": "baeckerei-nord"},
+    ]
