@@ -10,6 +10,9 @@ from socialpulse.platforms.base import AccountRef, FetchResult, FetchWindow
 class NegativeLikesPlatform:
     name = "mastodon"
 
+    def __init__(self, context: object = None) -> None:
+        self.context = context
+
     def fetch(self, accounts: list[AccountRef], window: FetchWindow) -> FetchResult:
         result = FetchResult()
         end = window.end.replace(tzinfo=None)
