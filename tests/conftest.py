@@ -31,3 +31,9 @@ def data_dir(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("SOCIALPULSE_DATA_DIR", str(d))
     monkeypatch.delenv("SOCIALPULSE_WAREHOUSE", raising=False)
     return d
+
+
+@pytest.fixture(scope="session")
+def httpserver_listen_address():
+    """pytest-httpserver on 127.0.0.1 (loopback only), on a free port."""
+    return ("127.0.0.1", 0)
