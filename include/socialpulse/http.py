@@ -24,7 +24,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -134,10 +134,12 @@ class HttpClient:
         import requests
 
         host = urlsplit(url).netloc
+        query = {k: v for k, v in (params or {}).items() if v is not None}
+        shown = f"{url}?{urlencode(query, doseq=True)}" if query else url  # for messages
         attempt = 0
         throttled = 0
         while True:
-            self._pace(host)
+            self._pace(url)
             try:
                 with _host_semaphore(host, self.policy.per_host):
                     self.requests += 1
@@ -150,8 +152,8 @@ class HttpClient:
             except (requests.Timeout, requests.ConnectionError) as exc:
                 kind = "timed out" if isinstance(exc, requests.Timeout) else "connection failed"
                 if attempt >= self.policy.retries:
-                    raise HttpError(url, f"{kind} after {attempt + 1} attempts: {exc}") from exc
-                self._backoff(attempt, url, kind)
+                    raise HttpError(shown, f"{kind} after {attempt + 1} attempts: {exc}") from exc
+                self._backoff(attempt, shown, kind)
                 attempt += 1
                 continue
             self._remember_budget(host, response)
@@ -161,10 +163,10 @@ class HttpClient:
                 throttled += 1
                 wait = self._retry_after(response)
                 if throttled > self.policy.max_429:
-                    raise RateLimited(url, f"HTTP 429 {throttled} times in a row", 429)
+                    raise RateLimited(shown, f"HTTP 429 {throttled} times in a row", 429)
                 if wait > self.policy.max_wait:
                     raise RateLimited(
-                        url,
+                        shown,
                         f"HTTP 429: server asks to wait {wait:.0f} s (> {self.policy.max_wait:.0f} s)",
                         429,
                     )
@@ -174,14 +176,14 @@ class HttpClient:
             if response.status_code >= 500:
                 if attempt >= self.policy.retries:
                     raise HttpError(
-                        url,
+                        shown,
                         f"HTTP {response.status_code} after {attempt + 1} attempts",
                         response.status_code,
                     )
-                self._backoff(attempt, url, f"HTTP {response.status_code}")
+                self._backoff(attempt, shown, f"HTTP {response.status_code}")
                 attempt += 1
                 continue
-            raise HttpError(url, _describe(response), response.status_code)
+            raise HttpError(shown, _describe(response), response.status_code)
 
     def get_json(
         self,
@@ -212,8 +214,10 @@ class HttpClient:
     def _budget(self, host: str) -> _HostBudget:
         return self._budgets.setdefault(host, _HostBudget())
 
-    def _pace(self, host: str) -> None:
+    def _pace(self, url: str) -> None:
         """Wait before a request when the host's budget says we would exceed its limit."""
+        parts = urlsplit(url)
+        host = parts.netloc
         budget = self._budget(host)
         with budget.lock:
             if budget.remaining is None or budget.reset_at is None:
@@ -233,7 +237,7 @@ class HttpClient:
                 return
             if wait > self.policy.max_wait:
                 raise RateLimited(
-                    f"https://{host}/",
+                    f"{parts.scheme}://{host}/",
                     f"rate limit exhausted: the budget resets in {until_reset:.0f} s "
                     f"(> {self.policy.max_wait:.0f} s)",
                 )
@@ -305,7 +309,9 @@ def _describe(response: requests.Response) -> str:
     try:
         body = response.json()
         if isinstance(body, dict):
-            detail = str(body.get("error") or body.get("message") or "")
+            # Mastodon: {"error": "Record not found"}; XRPC: {"error": "...", "message": "..."}
+            parts = [str(body[k]) for k in ("error", "message") if body.get(k)]
+            detail = ": ".join(parts)
     except ValueError:
         pass
     return f"HTTP {response.status_code} {reason}" + (f": {detail}" if detail else "")

@@ -533,8 +533,8 @@ FAULTS = {
         LOOKUP,
         ["lookup_404"],
         r"^looking up @blumenada on http://127\.0\.0\.1:\d+: HttpError: "
-        # (the shared client names the URL without its query)
-        r"HTTP 404 not found: Record not found \(http://.*/api/v1/accounts/lookup\)$",
+        # (the shared client names the URL with its query)
+        r"HTTP 404 not found: Record not found \(http://.*/api/v1/accounts/lookup\?acct=blumenada\)$",
     ),
     "suspended": (
         LOOKUP,
