@@ -10,7 +10,7 @@ UV_VERSION := 0.13.9
 
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help run test test-fast airflow summary lint format lock bench clean
+.PHONY: help run test test-fast airflow query summary lint format lock docs bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -45,6 +45,9 @@ test-fast: $(VENV)/.installed-dev ## the tests without the Airflow DAG runs
 airflow: $(VENV)/.installed ## Airflow UI + scheduler on http://localhost:8080 (airflow standalone)
 	$(PY) -m socialpulse.cli airflow
 
+query: $(VENV)/.installed ## SQL shell on the analytics copy (read-only; never blocks the pipeline)
+	$(PY) -m socialpulse.cli query
+
 summary: $(VENV)/.installed ## print the per-segment table from the warehouse
 	$(PY) -m socialpulse.cli summary
 
@@ -60,6 +63,9 @@ format: $(VENV)/.installed-dev ## apply ruff format and fixes
 lock: $(VENV)/.created ## recompile requirements*.txt from requirements*.in
 	$(UV) pip compile --quiet --universal --python-version 3.11 requirements.in -o requirements.txt
 	$(UV) pip compile --quiet --universal --python-version 3.11 requirements-dev.in -o requirements-dev.txt
+
+docs: $(VENV)/.installed ## regenerate docs/data-dictionary.md from the SQL headers and record schemas
+	$(PY) -m socialpulse.dictionary
 
 bench: $(VENV)/.installed ## speed and memory of each stage, as ratios to a same-run baseline
 	$(PY) benchmarks/bench_pipeline.py

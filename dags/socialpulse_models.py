@@ -16,7 +16,14 @@ from airflow.sdk import TaskGroup, dag, task
 
 from socialpulse.config import DUCKDB_POOL
 from socialpulse.models import LAYERS, discover
-from socialpulse.orchestration import DEFAULT_ARGS, RAW_ASSETS, START_DATE, fail_fast, mart_asset
+from socialpulse.orchestration import (
+    ANALYTICS_ASSET,
+    DEFAULT_ARGS,
+    RAW_ASSETS,
+    START_DATE,
+    fail_fast,
+    mart_asset,
+)
 
 
 @dag(
@@ -51,6 +58,15 @@ def socialpulse_models():
         tasks[model.qualified] = build()
         for upstream in model.depends_on:
             tasks[upstream] >> tasks[model.qualified]
+
+    @task(pool=DUCKDB_POOL, outlets=[ANALYTICS_ASSET])
+    def publish_analytics_copy() -> str:
+        """Write the analytics copy analysts query, atomically (new file, then rename)."""
+        from socialpulse.pipeline import publish_analytics
+
+        return publish_analytics()
+
+    [tasks[m.qualified] for m in models if m.layer == "marts"] >> publish_analytics_copy()
 
 
 socialpulse_models()

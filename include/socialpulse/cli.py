@@ -145,6 +145,7 @@ def run(history_days: int = DEFAULT_HISTORY_DAYS, end: dt.date | None = None) ->
     print()
     print(summary_text(s.warehouse))
     print(f"\nwarehouse: {s.warehouse}")
+    print(f"analytics copy (query it while the pipeline runs: make query): {s.analytics}")
     print(f"quarantine: {s.quarantine_dir}")
     print(f"total time: {time.monotonic() - started:.0f} s")
     if failed:
@@ -220,6 +221,79 @@ def summary_text(warehouse: Path, period_type: str = "week") -> str:
     return "\n".join(lines)
 
 
+QUERY_HELP = """Enter SQL ending with ';' (it may span lines). Commands:
+  .tables   the tables and views
+  .reload   reopen the copy (after a pipeline run published a new one)
+  .help     this text
+  .quit     leave (or Ctrl-D)"""
+
+
+def _open_copy(path: Path) -> Any:
+    import duckdb
+
+    return duckdb.connect(str(path), read_only=True)
+
+
+def _run_sql(con: Any, sql: str) -> None:
+    import duckdb
+
+    try:
+        result = con.sql(sql)
+    except duckdb.Error as exc:
+        print(f"error: {exc}")
+        return
+    if result is not None:
+        result.show(max_rows=50, max_width=200)
+
+
+def query(sql: str | None = None) -> int:
+    """``make query``: the analytics copy, read-only, in an interactive SQL shell.
+
+    It never blocks the pipeline: the pipeline writes its own warehouse and publishes this
+    copy by renaming a new file over it; an open shell keeps reading the copy it opened
+    until ``.reload``.
+    """
+    path = settings().analytics
+    if not path.exists():
+        print(f"no analytics copy at {path} yet: `make run` publishes it", file=sys.stderr)
+        return 1
+    con = _open_copy(path)
+    if sql is not None:
+        _run_sql(con, sql)
+        return 0
+    import readline  # noqa: F401 - line editing and history for input()
+
+    print(f"socialpulse: {path} (read-only). {QUERY_HELP}")
+    buffer: list[str] = []
+    while True:
+        try:
+            line = input("socialpulse> " if not buffer else "        ...> ")
+        except (EOFError, KeyboardInterrupt):
+            print()
+            return 0
+        command = line.strip()
+        if not buffer and command.startswith("."):
+            if command in (".quit", ".exit"):
+                return 0
+            if command == ".reload":
+                con.close()
+                con = _open_copy(path)
+                print(f"reopened {path}")
+            elif command == ".tables":
+                _run_sql(
+                    con,
+                    "select table_schema, table_name, table_type from information_schema.tables "
+                    "where table_schema in ('marts', 'raw', 'ref', 'ops') order by 1, 2",
+                )
+            else:
+                print(QUERY_HELP)
+            continue
+        buffer.append(line)
+        if command.endswith(";"):
+            _run_sql(con, "\n".join(buffer))
+            buffer = []
+
+
 def standalone() -> int:
     """``make airflow``: the Airflow UI and scheduler on localhost:8080, DAGs unpaused."""
     env = {**os.environ, **_apply_airflow_env()}
@@ -242,6 +316,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     sub.add_parser("airflow", help="Airflow UI + scheduler (airflow standalone)")
     sub.add_parser("bootstrap", help="migrate the Airflow metadata DB and create the pool")
+    p_query = sub.add_parser("query", help="SQL shell on the analytics copy (read-only)")
+    p_query.add_argument("-c", dest="sql", default=None, help="run this SQL and exit")
     p_sum = sub.add_parser("summary", help="print the per-segment table from the warehouse")
     p_sum.add_argument("--period", choices=("week", "month"), default="week")
     args = parser.parse_args(argv)
@@ -249,6 +325,8 @@ def main(argv: list[str] | None = None) -> int:
         return run(args.history_days, args.end)
     if args.command == "airflow":
         return standalone()
+    if args.command == "query":
+        return query(args.sql)
     if args.command == "bootstrap":
         bootstrap(quiet=False)
         return 0

@@ -36,6 +36,7 @@ def _path(name: str, default: Path) -> Path:
 class Settings:
     companies: Path
     warehouse: Path
+    analytics: Path
     data_dir: Path
     lookback_days: int
     batch_size: int
@@ -55,6 +56,7 @@ def settings() -> Settings:
     return Settings(
         companies=_path("SOCIALPULSE_COMPANIES", SAMPLE_COMPANIES),
         warehouse=_path("SOCIALPULSE_WAREHOUSE", data_dir / "warehouse.duckdb"),
+        analytics=_path("SOCIALPULSE_ANALYTICS", data_dir / "analytics.duckdb"),
         data_dir=data_dir,
         lookback_days=_int("SOCIALPULSE_LOOKBACK_DAYS", 28),
         batch_size=_int("SOCIALPULSE_BATCH_SIZE", 25),

@@ -30,6 +30,14 @@ RAW_ASSETS: dict[str, Asset] = {
 }
 
 
+#: the read-only copy analysts query, published after every successful models build
+ANALYTICS_ASSET = Asset(
+    name="analytics_copy",
+    uri="socialpulse://warehouse/analytics",
+    group="socialpulse-marts",
+)
+
+
 def mart_asset(name: str) -> Asset:
     return Asset(
         name=f"marts.{name}", uri=f"socialpulse://warehouse/marts/{name}", group="socialpulse-marts"

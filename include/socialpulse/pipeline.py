@@ -299,3 +299,14 @@ def cleanup_staging(run_id: str) -> None:
 
 def _safe(name: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
+
+
+def publish_analytics(warehouse: str | None = None) -> str:
+    """After a models build: the analytics copy that analysts query (see the README)."""
+    from socialpulse.warehouse import connect, publish_analytics_copy
+
+    dest = settings().analytics
+    with connect(warehouse) as con:
+        publish_analytics_copy(con, dest)
+    log.info("published the analytics copy %s", dest)
+    return str(dest)

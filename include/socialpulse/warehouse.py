@@ -232,3 +232,30 @@ def table_counts(con: duckdb.DuckDBPyConnection, schema: str = "raw") -> dict[st
         ).fetchall()
     ]
     return {n: con.execute(f'select count(*) from {schema}."{n}"').fetchone()[0] for n in names}
+
+
+def publish_analytics_copy(con: duckdb.DuckDBPyConnection, dest: Path) -> Path:
+    """Publish the warehouse as a new file and rename it over ``dest`` (atomic).
+
+    Readers (analysts, dashboards) open ``dest`` read-only. A reader that holds the old copy
+    open keeps reading it (the rename never touches an open file), and no reader ever sees a
+    half-written file or blocks the pipeline, which only ever writes its own warehouse.
+    """
+    import os
+    import uuid
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.tmp")
+    source = con.execute("select current_database()").fetchone()[0]
+    con.execute("attach ? as analytics_copy", [str(tmp)])
+    try:
+        con.execute(f'copy from database "{source}" to analytics_copy')
+        con.execute("checkpoint analytics_copy")
+    finally:
+        con.execute("detach analytics_copy")
+    try:
+        os.replace(tmp, dest)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return dest
