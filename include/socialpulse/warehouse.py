@@ -95,6 +95,11 @@ def create_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
         )
         """
     )
+    # warehouses created before these columns existed
+    con.execute("alter table ops.fetch_errors add column if not exists run_id varchar")
+    con.execute(
+        "alter table ops.fetch_errors add column if not exists severity varchar default 'error'"
+    )
 
 
 class WarehouseSchemaError(RuntimeError):
