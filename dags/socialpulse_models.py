@@ -66,7 +66,15 @@ def socialpulse_models():
 
         return publish_analytics()
 
-    [tasks[m.qualified] for m in models if m.layer == "marts"] >> publish_analytics_copy()
+    @task
+    def build_report() -> dict[str, str]:
+        """The published report of the latest complete week and month (HTML, CSV, Parquet)."""
+        from socialpulse.pipeline import build_reports
+
+        return build_reports()
+
+    published = publish_analytics_copy()
+    [tasks[m.qualified] for m in models if m.layer == "marts"] >> published >> build_report()
 
 
 socialpulse_models()

@@ -310,3 +310,21 @@ def publish_analytics(warehouse: str | None = None) -> str:
         publish_analytics_copy(con, dest)
     log.info("published the analytics copy %s", dest)
     return str(dest)
+
+
+def build_reports(period_types: tuple[str, ...] = ("week", "month")) -> dict[str, str]:
+    """The published report (HTML, CSV, Parquet) of the latest complete week and month.
+
+    Reads the analytics copy, read-only: it needs no DuckDB writer slot.
+    """
+    from socialpulse.report import build_report
+
+    s = settings()
+    out: dict[str, str] = {}
+    for period_type in period_types:
+        paths = build_report(
+            s.analytics, s.data_dir / "reports", period_type, quarantine_dir=s.quarantine_dir
+        )
+        out[period_type] = str(paths.html)
+        log.info("report of the latest complete %s: %s", period_type, paths.html)
+    return out

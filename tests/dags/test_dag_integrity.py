@@ -55,7 +55,8 @@ def test_duckdb_writers_share_the_one_slot_pool(dagbag):
     writers = {"sync_registry", "batch.load", "publish_raw"}
     assert {t.task_id for t in ingest.tasks if t.pool == DUCKDB_POOL} == writers
     models = dagbag.dags["socialpulse_models"]
-    assert all(t.pool == DUCKDB_POOL for t in models.tasks)
+    # the report reads the analytics copy, not the warehouse: it needs no writer slot
+    assert {t.task_id for t in models.tasks if t.pool != DUCKDB_POOL} == {"build_report"}
 
 
 def test_models_dag_has_one_task_per_sql_model_wired_from_the_sql(dagbag):
@@ -64,9 +65,13 @@ def test_models_dag_has_one_task_per_sql_model_wired_from_the_sql(dagbag):
     dag = dagbag.dags["socialpulse_models"]
     models = discover()
     publish = "publish_analytics_copy"
-    assert {t.task_id for t in dag.tasks} == {m.qualified for m in models} | {publish}
+    assert {t.task_id for t in dag.tasks} == {m.qualified for m in models} | {
+        publish,
+        "build_report",
+    }
     marts = {m.qualified for m in models if m.layer == "marts"}
     assert dag.get_task(publish).upstream_task_ids == marts
+    assert dag.get_task("build_report").upstream_task_ids == {publish}
     for m in models:
         task = dag.get_task(m.qualified)
         assert task.upstream_task_ids == set(m.depends_on), m.qualified
