@@ -6,6 +6,8 @@ navigation (``external_views``, shown inside the UI as an iframe at ``/plugin/so
 * ``GET /socialpulse/``: server-rendered HTML (inline CSS, no scripts, no external URL).
 * ``GET /socialpulse/api/status``: the same data as JSON.
 * ``GET /socialpulse/reports/<type>-<start>/report.html``: a published period report.
+* ``GET /socialpulse/data-docs/<path>``: the Great Expectations Data Docs site that
+  ``socialpulse.validation`` builds in ``<data_dir>/gx_docs`` (every batch's validation).
 
 Every route requires the Airflow UI login: the app-level dependency
 ``requires_access_view(AccessView.WEBSITE)`` from ``airflow.api_fastapi.core_api.security``
@@ -39,6 +41,37 @@ SECURITY_HEADERS = {
     ),
     "X-Content-Type-Options": "nosniff",
     "Cache-Control": "no-store",
+}
+#: GX Data Docs load Bootstrap, jQuery, Font Awesome and Vega from CDNs and use inline scripts:
+#: allowed on the data-docs route only, in a sandbox (an opaque origin: its scripts cannot read
+#: the Airflow UI's cookie or call the API as the user), without forms or outgoing requests
+DATA_DOCS_CDNS = (
+    "https://cdn.jsdelivr.net https://cdnjs.cloudflare.com https://code.jquery.com"
+    " https://maxcdn.bootstrapcdn.com https://stackpath.bootstrapcdn.com https://unpkg.com"
+)
+DATA_DOCS_HEADERS = {
+    **SECURITY_HEADERS,
+    "Content-Security-Policy": (
+        f"default-src 'none'; script-src 'unsafe-inline' {DATA_DOCS_CDNS};"
+        f" style-src 'self' 'unsafe-inline' {DATA_DOCS_CDNS};"
+        " img-src 'self' data: https://great-expectations-web-assets.s3.us-east-2.amazonaws.com;"
+        " font-src 'self' data: https://cdnjs.cloudflare.com; form-action 'none'; base-uri 'none';"
+        " frame-ancestors 'self'; sandbox allow-scripts allow-popups"
+    ),
+}
+DATA_DOCS_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".json": "application/json",
+    ".png": "image/png",
+    ".svg": "image/svg+xml",
+    ".gif": "image/gif",
+    ".ico": "image/x-icon",
+    ".otf": "font/otf",
+    ".ttf": "font/ttf",
+    ".woff": "font/woff",
+    ".woff2": "font/woff2",
 }
 
 
@@ -170,6 +203,11 @@ def collect_status(root_path: str = URL_PREFIX) -> dict[str, Any]:
         "loads": [],
         "quarantine": _quarantine(s),
         "reports": _reports(s, root_path),
+        "data_docs": (
+            f"{root_path}/data-docs/index.html"
+            if (s.data_dir / "gx_docs" / "index.html").is_file()
+            else None
+        ),
     }
     copy = status["analytics_copy"]
     if not s.analytics.is_file():
@@ -232,6 +270,19 @@ def _e(value: Any) -> str:
 
 def _score(value: Any) -> str:
     return NULL if value is None else f"{value:.1f}"
+
+
+def _data_docs_link(url: str | None) -> list[str]:
+    """The link to the GX Data Docs, when validate_batch has built them."""
+    import html
+
+    if not url:
+        return []
+    return [
+        f"<p class='data-docs'><a href='{html.escape(url, quote=True)}'>"
+        "Great Expectations Data Docs</a> <span class='muted'>(every batch's validation"
+        " results)</span></p>"
+    ]
 
 
 def render_page(status: dict[str, Any], root_path: str = URL_PREFIX) -> str:
@@ -317,6 +368,7 @@ def render_page(status: dict[str, Any], root_path: str = URL_PREFIX) -> str:
                 f"<td>{_e(e['error'])}</td><td>{_e(e['batch_id'])}</td></tr>"
             )
         out.append("</table>")
+    out += _data_docs_link(status.get("data_docs"))
     if quarantine:
         out.append("<h3>Quarantined batches</h3>")
         for q in quarantine:
@@ -391,6 +443,20 @@ def create_app() -> Any:
         if not path.is_relative_to(base) or not path.is_file():
             raise HTTPException(status_code=404, detail="no such report")
         return FileResponse(path, media_type="text/html; charset=utf-8", headers=SECURITY_HEADERS)
+
+    @app.get("/data-docs/{path:path}")
+    def data_docs(path: str) -> FileResponse:
+        from socialpulse.config import settings
+
+        base = (settings().data_dir / "gx_docs").resolve()
+        try:
+            target = (base / (path or "index.html")).resolve()
+        except (OSError, ValueError):  # e.g. a NUL byte
+            raise HTTPException(status_code=404, detail="no such file") from None
+        if not target.is_relative_to(base) or not target.is_file():
+            raise HTTPException(status_code=404, detail="no such file")
+        media_type = DATA_DOCS_TYPES.get(target.suffix.lower(), "application/octet-stream")
+        return FileResponse(target, media_type=media_type, headers=DATA_DOCS_HEADERS)
 
     return app
 

@@ -4,6 +4,13 @@ A batch (one fetch of one platform's accounts) is validated table by table befor
 loaded (write-audit-publish). A failing batch is written to the quarantine folder together
 with the GX results, and :class:`BatchRejected` says which expectation failed on which rows.
 
+Every batch's results (pass or fail) are also kept as GX Data Docs: the validation results are
+stored as JSON under ``<data_dir>/gx/validations`` (one file per suite and run, never
+overwritten) and rendered into the static site ``<data_dir>/gx_docs`` (``index.html``, one
+page per suite and run under ``validations/``, one page per suite under ``expectations/``),
+which the socialpulse page in the Airflow UI serves. Several validate tasks may run at once:
+the result files are unique per run, and the site is updated under an exclusive file lock.
+
 ``great_expectations`` is imported lazily: it costs seconds and must never load at DAG parse
 time.
 """
@@ -36,14 +43,23 @@ SHOW_ROWS = 5
 class BatchRejected(RuntimeError):
     """A batch failed its Great Expectations suite and was quarantined instead of loaded."""
 
-    def __init__(self, batch_id: str, failures: list[Failure], quarantine: Path | None) -> None:
+    def __init__(
+        self,
+        batch_id: str,
+        failures: list[Failure],
+        quarantine: Path | None,
+        docs_dir: Path | None = None,
+    ) -> None:
         self.batch_id = batch_id
         self.failures = failures
         self.quarantine = quarantine
+        self.docs_dir = docs_dir
         lines = [f"batch {batch_id} failed validation; nothing of it was loaded."]
         lines += [f"  - {f}" for f in failures]
         if quarantine is not None:
             lines.append(f"  quarantined to {quarantine}")
+        if docs_dir is not None:
+            lines.append(f"  Data Docs: {docs_dir / 'index.html'}")
         super().__init__("\n".join(lines))
 
 
@@ -78,6 +94,8 @@ class ValidationReport:
     rows: dict[str, int]
     failures: list[Failure]
     results: dict[str, dict[str, Any]]  # table -> GX result as JSON
+    #: the GX Data Docs site holding this batch's results (None if building it failed)
+    docs_dir: Path | None = None
 
 
 def expectations_for(schema: RecordSchema, now: dt.datetime) -> list[Any]:
@@ -129,11 +147,62 @@ def expectations_for(schema: RecordSchema, now: dt.datetime) -> list[Any]:
     return out
 
 
-def _context() -> Any:
-    import great_expectations as gx
-    from great_expectations.data_context.types.base import ProgressBarsConfig
+#: the Data Docs site's name in the GX context
+DOCS_SITE = "socialpulse"
+#: how many validation results (the newest) the Data Docs index lists; older pages stay on disk
+DOCS_INDEX_LIMIT = 200
 
-    ctx = gx.get_context(mode="ephemeral")
+
+def docs_dir() -> Path:
+    """The GX Data Docs site (``index.html``), served by the socialpulse UI page."""
+    return settings().data_dir / "gx_docs"
+
+
+def results_dir() -> Path:
+    """Where the validation results behind the Data Docs are kept (JSON, one file per run)."""
+    return settings().data_dir / "gx" / "validations"
+
+
+def _context(docs: Path | None = None, results: Path | None = None) -> Any:
+    """An ephemeral GX context: suites, data sources and definitions live in memory, only the
+    validation results (unique file per suite and run) and the Data Docs site are files."""
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import (
+        DataContextConfig,
+        InMemoryStoreBackendDefaults,
+        ProgressBarsConfig,
+    )
+
+    defaults = InMemoryStoreBackendDefaults()
+    config = DataContextConfig(store_backend_defaults=defaults)
+    if results is not None:
+        config.stores[defaults.validation_results_store_name] = {
+            "class_name": "ValidationResultsStore",
+            "store_backend": {
+                "class_name": "TupleFilesystemStoreBackend",
+                "base_directory": str(results),
+                "suppress_store_backend_id": True,
+            },
+        }
+    config.data_docs_sites = (
+        {}
+        if docs is None
+        else {
+            DOCS_SITE: {
+                "class_name": "SiteBuilder",
+                "show_how_to_buttons": False,
+                "store_backend": {
+                    "class_name": "TupleFilesystemStoreBackend",
+                    "base_directory": str(docs),
+                },
+                "site_index_builder": {
+                    "class_name": "DefaultSiteIndexBuilder",
+                    "validation_results_limit": DOCS_INDEX_LIMIT,
+                },
+            }
+        }
+    )
+    ctx = gx.get_context(project_config=config, mode="ephemeral")
     ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
     return ctx
 
@@ -144,13 +213,29 @@ def validate_batch(
     now: dt.datetime | None = None,
     quarantine_dir: Path | None = None,
 ) -> ValidationReport:
-    """Validate every table of a batch; quarantine and raise :class:`BatchRejected` on failure."""
+    """Validate every table of a batch; quarantine and raise :class:`BatchRejected` on failure.
+
+    Pass or fail, the results are added to the GX Data Docs site (:func:`docs_dir`).
+    """
     import great_expectations as gx
+    from great_expectations.core.run_identifier import RunIdentifier
 
     now = now or dt.datetime.now(dt.UTC)
-    ctx = _context()
+    docs, results = docs_dir(), results_dir()
+    ctx = _context(docs, results)
     source = ctx.data_sources.add_pandas(name="socialpulse")
+    # every raw suite, so that the site always holds a page for each (the index drops pages
+    # of suites missing from the context), even when the batch has no rows for a table
+    suites = {}
+    for table, schema in RAW_SCHEMAS.items():
+        suite = ctx.suites.add(gx.ExpectationSuite(name=f"raw.{table}"))
+        for exp in expectations_for(schema, now):
+            suite.add_expectation(exp)
+        suites[table] = suite
+    # the run: one per call; its name is the batch, its time makes every result file unique
+    run_id = RunIdentifier(run_name=_safe(batch_id), run_time=dt.datetime.now(dt.UTC))
     report = ValidationReport(batch_id, True, {}, [], {})
+    stored: list[Any] = []
     for table, data in tables.items():
         schema = RAW_SCHEMAS[table]
         report.rows[table] = data.num_rows
@@ -159,24 +244,67 @@ def validate_batch(
         frame = data.to_pandas()
         asset = source.add_dataframe_asset(name=table)
         batch_def = asset.add_batch_definition_whole_dataframe(name=f"{table}_batch")
-        suite = ctx.suites.add(gx.ExpectationSuite(name=f"raw.{table}"))
-        for exp in expectations_for(schema, now):
-            suite.add_expectation(exp)
-        batch = batch_def.get_batch(batch_parameters={"dataframe": frame})
-        result = batch.validate(
-            suite,
-            result_format={"result_format": "COMPLETE", "partial_unexpected_count": SHOW_ROWS},
+        definition = ctx.validation_definitions.add(
+            gx.ValidationDefinition(name=f"raw.{table}", data=batch_def, suite=suites[table])
         )
+        result = definition.run(
+            batch_parameters={"dataframe": frame},
+            result_format={"result_format": "COMPLETE", "partial_unexpected_count": SHOW_ROWS},
+            run_id=run_id,
+        )
+        stored += _result_keys(ctx, result.suite_name, run_id)
         report.results[table] = result.to_json_dict()
         for r in result.results:
             if r.success:
                 continue
             report.success = False
             report.failures.append(_failure(schema, frame, r))
+    report.docs_dir = _build_docs(ctx, docs, stored)
     if not report.success:
         where = _quarantine(report, tables, quarantine_dir)
-        raise BatchRejected(batch_id, report.failures, where)
+        raise BatchRejected(batch_id, report.failures, where, report.docs_dir)
     return report
+
+
+def _result_keys(ctx: Any, suite_name: str, run_id: Any) -> list[Any]:
+    """The keys under which :meth:`ValidationDefinition.run` stored this run's result."""
+    from great_expectations.data_context.types.resource_identifiers import (
+        ExpectationSuiteIdentifier,
+        ValidationResultIdentifier,
+    )
+
+    prefix = (*ExpectationSuiteIdentifier(name=suite_name).to_tuple(), *run_id.to_tuple())
+    backend = ctx.validation_results_store.store_backend
+    return [ValidationResultIdentifier.from_tuple(k) for k in backend.list_keys(prefix)]
+
+
+def _build_docs(ctx: Any, docs: Path, stored: list[Any]) -> Path | None:
+    """Render this run's result pages, the suite pages and the index; never fails the batch.
+
+    Only this run's results are rendered (the pages of earlier runs stay as they are); the
+    index lists the newest :data:`DOCS_INDEX_LIMIT` results of every run so far. An exclusive
+    lock on ``gx_docs.lock`` serialises concurrent validate tasks: the index is rewritten
+    whole, and the index builder removes pages whose result it does not find.
+    """
+    import fcntl
+
+    from great_expectations.data_context.types.resource_identifiers import (
+        ExpectationSuiteIdentifier,
+    )
+
+    suites = [ExpectationSuiteIdentifier(name=suite.name) for suite in ctx.suites.all()]
+    try:
+        docs.parent.mkdir(parents=True, exist_ok=True)
+        with (docs.parent / "gx_docs.lock").open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                ctx.build_data_docs(site_names=[DOCS_SITE], resource_identifiers=suites + stored)
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+    except Exception:
+        log.warning("could not build the GX Data Docs in %s", docs, exc_info=True)
+        return None
+    return docs
 
 
 def _failure(schema: RecordSchema, frame: Any, r: Any) -> Failure:

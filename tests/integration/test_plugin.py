@@ -100,7 +100,29 @@ def _build_data(data: Path) -> dict[str, Any]:
         "<!doctype html><p>fake weekly report</p>", encoding="utf-8"
     )
     (data / "secret.txt").write_text("not for the web")
+    _build_data_docs(data)
     return {"latest": latest, "medians": medians, "report": folder}
+
+
+def _build_data_docs(data: Path) -> None:
+    """Real GX Data Docs in ``data/gx_docs``: validate one tiny batch with ``data`` as data dir."""
+    from unittest import mock
+
+    from socialpulse import records
+    from socialpulse.validation import validate_batch
+
+    row = {
+        "company_id": "a",
+        "metric": "findability",
+        "period_type": "month",
+        "period_start": dt.date(2026, 2, 1),
+        "value": 55.0,
+        "observed_at": dt.datetime(2026, 2, 28),
+    }
+    tables = {"manual_metrics": records.to_arrow(records.RAW_SCHEMAS["manual_metrics"], [row])}
+    with mock.patch.dict(os.environ, {"SOCIALPULSE_DATA_DIR": str(data)}):
+        validate_batch("docs-fixture", tables, now=dt.datetime(2026, 3, 1, tzinfo=dt.UTC))
+    assert (data / "gx_docs" / "index.html").is_file()
 
 
 class Server:
@@ -203,7 +225,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 
 @pytest.mark.parametrize(
-    "path", ["/socialpulse/", "/socialpulse/api/status", "/socialpulse/reports/x/report.html"]
+    "path",
+    [
+        "/socialpulse/",
+        "/socialpulse/api/status",
+        "/socialpulse/reports/x/report.html",
+        "/socialpulse/data-docs/index.html",
+    ],
 )
 def test_anonymous_requests_are_refused(server: Server, path: str) -> None:
     assert server.get(path).status_code in (401, 403)
@@ -257,6 +285,7 @@ def test_html_page_with_bearer_token_and_with_the_ui_cookie(server: Server) -> N
         assert "bad-batch" in page and "likes must be &gt;= 0" in page
         assert XSS not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
         assert "http://" not in page and "https://" not in page  # no external URL
+        assert "href='/socialpulse/data-docs/index.html'>Great Expectations Data Docs" in page
 
 
 def test_report_is_served(server: Server) -> None:
@@ -269,9 +298,36 @@ def test_report_is_served(server: Server) -> None:
     assert missing.status_code == 404
 
 
+def test_data_docs_are_served(server: Server) -> None:
+    resp = server.get("/socialpulse/data-docs/index.html", token=server.token)
+    assert resp.status_code == 200, resp.text
+    assert resp.headers["content-type"].startswith("text/html")
+    assert "docs-fixture" in resp.text and "validations/raw/manual_metrics/" in resp.text
+    csp = resp.headers["content-security-policy"]
+    assert "sandbox" in csp and "frame-ancestors 'self'" in csp
+    # the page a link of the index leads to, and a static asset
+    start = resp.text.index("validations/raw/manual_metrics/")
+    page = resp.text[start : resp.text.index(".html", start) + 5]
+    result = server.get(f"/socialpulse/data-docs/{page}", token=server.token)
+    assert result.status_code == 200 and "raw.manual_metrics" in result.text
+    icon = server.get("/socialpulse/data-docs/static/images/favicon.ico", token=server.token)
+    assert icon.status_code == 200 and icon.headers["content-type"] == "image/x-icon"
+    missing = server.get("/socialpulse/data-docs/nope.html", token=server.token)
+    assert missing.status_code == 404
+    # the relaxed policy is the data docs' own: the other routes keep theirs
+    main = server.get("/socialpulse/", token=server.token)
+    assert main.headers["content-security-policy"].startswith("default-src 'none'; style-src")
+
+
 @pytest.mark.parametrize(
     "path",
     [
+        "/socialpulse/data-docs/../secret.txt",
+        "/socialpulse/data-docs/..%2Fsecret.txt",
+        "/socialpulse/data-docs/%2e%2e/%2e%2e/%2e%2e/etc/passwd",
+        "/socialpulse/data-docs/static/..%2F..%2F..%2Fsecret.txt",
+        "/socialpulse/data-docs/%2Fetc%2Fpasswd",
+        "/socialpulse/data-docs//etc/passwd",
         "/socialpulse/reports/../../etc/passwd",
         "/socialpulse/reports/../../../../../../etc/passwd",
         "/socialpulse/reports/../secret.txt",

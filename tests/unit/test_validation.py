@@ -307,3 +307,58 @@ def test_every_column_rule_of_the_record_schema_becomes_an_expectation():
             e.column for e in exps if e.expectation_type == "expect_column_values_to_be_in_set"
         }
         assert in_set == {c.name for c in schema.columns if c.allowed}, schema.table
+
+
+# --- Great Expectations Data Docs -----------------------------------------------------------
+
+
+def _result_pages(docs, batch_id: str) -> dict[str, list]:
+    """table -> the Data Docs pages of ``batch_id``'s runs (validations/raw/<table>/<run>/...)."""
+    pages: dict[str, list] = {}
+    for page in sorted((docs / "validations" / "raw").glob(f"*/{batch_id}/*/*.html")):
+        pages.setdefault(page.parent.parent.parent.name, []).append(page)
+    return pages
+
+
+def test_data_docs_are_built_for_a_passing_and_a_failing_batch(data_dir):
+    docs = data_dir / "gx_docs"
+    good = batch(good_rows())
+    report = validate_batch("docs-good", good, now=NOW, quarantine_dir=data_dir / "q")
+    assert report.docs_dir == docs
+    assert (docs / "index.html").is_file()
+    pages = _result_pages(docs, "docs-good")
+    assert set(pages) == set(good) and all(len(p) == 1 for p in pages.values())
+    for table, [page] in pages.items():
+        html = page.read_text(encoding="utf-8")
+        assert f"raw.{table}" in html and "Succeeded" in html
+    # one page per suite, linked from the result pages
+    assert {p.stem for p in (docs / "expectations" / "raw").glob("*.html")} == set(
+        records.RAW_SCHEMAS
+    )
+
+    rows = good_rows()
+    rows["probes"][0]["quality"] = 7
+    with pytest.raises(BatchRejected) as err:
+        validate_batch("docs-bad", batch(rows), now=NOW, quarantine_dir=data_dir / "q")
+    assert err.value.docs_dir == docs
+    assert f"Data Docs: {docs / 'index.html'}" in str(err.value)
+    bad = _result_pages(docs, "docs-bad")
+    assert set(bad) == set(good)
+    probes = bad["probes"][0].read_text(encoding="utf-8")
+    assert "Failed" in probes
+    # the failing expectation (GX renders it as prose, not by its type name) and its row
+    assert "quality" in probes and "greater than or equal to" in probes
+    assert "Unexpected Value" in probes or "unexpected" in probes.lower()
+    # the passing batch's pages are still there, and the index lists both runs
+    assert _result_pages(docs, "docs-good") == pages
+    index = (docs / "index.html").read_text(encoding="utf-8")
+    assert "docs-good" in index and "docs-bad" in index
+    for table in good:
+        assert f"validations/raw/{table}/docs-bad/" in index
+
+
+def test_a_rerun_of_a_batch_adds_pages_and_keeps_the_earlier_ones(data_dir):
+    one = batch(good_rows(), only="probes")
+    validate_batch("rerun", one, now=NOW, quarantine_dir=data_dir / "q")
+    validate_batch("rerun", one, now=NOW, quarantine_dir=data_dir / "q")
+    assert len(_result_pages(data_dir / "gx_docs", "rerun")["probes"]) == 2
