@@ -89,10 +89,10 @@ def socialpulse_ingest():
         @task(map_index_template=BATCH_LABEL)
         def fetch(batch: dict) -> dict:
             """Fetch one batch of accounts and stage its rows."""
-            from socialpulse.pipeline import fetch_batch
+            from socialpulse.pipeline import fetch_batch, is_offline
 
             _label(batch)
-            offline = batch["platform"] in ("sample", "registry")
+            offline = is_offline(batch["platform"])
             connection = None if offline else platform_connection(batch["platform"])
             with fail_fast():
                 return fetch_batch(

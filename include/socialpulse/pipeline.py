@@ -41,6 +41,11 @@ def _registry(path: str | Path | None = None) -> Registry:
     return load_registry(path or settings().companies)
 
 
+def is_offline(platform: str) -> bool:
+    """Sources that need no Airflow connection: the sample platform and the registry itself."""
+    return platform in ("sample", REGISTRY_SOURCE)
+
+
 def plan_batches(
     companies: str | None = None, batch_size: int | None = None
 ) -> list[dict[str, Any]]:

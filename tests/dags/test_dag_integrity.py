@@ -20,7 +20,7 @@ HEAVY = (
     "duckdb",
     "pyarrow",
     "requests",
-    "sqlalchemy.orm.query_huge",
+    "feedparser",
 )
 
 

@@ -287,13 +287,10 @@ def test_each_expectation_rejects_a_bad_batch(tmp_path, table, mutate, expectati
 
 
 def test_missing_column_is_caught_by_the_column_list(tmp_path):
-    import pyarrow as pa
-
     table = batch(good_rows(), only="probes")["probes"]
     broken = table.drop_columns(["quality"])
     with pytest.raises(BatchRejected, match="expect_table_columns_to_match_ordered_list"):
         validate_batch("cols", {"probes": broken}, now=NOW, quarantine_dir=tmp_path)
-    assert isinstance(broken, pa.Table)
 
 
 def test_every_column_rule_of_the_record_schema_becomes_an_expectation():
