@@ -71,4 +71,5 @@ bench: $(VENV)/.installed ## speed and memory of each stage, as ratios to a same
 	$(PY) benchmarks/bench_pipeline.py
 
 clean: ## remove the venv, the local Airflow home and generated data
-	rm -rf $(VENV) .airflow data/staging data/quarantine data/*.duckdb data/*.duckdb.wal
+	rm -rf $(VENV) .airflow test-artifacts
+	find data -mindepth 1 -maxdepth 1 ! -name .gitkeep -exec rm -rf {} +

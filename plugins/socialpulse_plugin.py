@@ -272,6 +272,12 @@ def _score(value: Any) -> str:
     return NULL if value is None else f"{value:.1f}"
 
 
+def _count(n: int, noun: str) -> str:
+    """``1 warning``, ``2 warnings``, ``1 quarantined batch``, ``0 quarantined batches``."""
+    plural = noun + ("es" if noun.endswith(("ch", "sh", "s", "x")) else "s")
+    return f"{n} {noun if n == 1 else plural}"
+
+
 def _data_docs_link(url: str | None) -> list[str]:
     """The link to the GX Data Docs, when validate_batch has built them."""
     import html
@@ -347,9 +353,9 @@ def render_page(status: dict[str, Any], root_path: str = URL_PREFIX) -> str:
         + (
             "<span class='ok'>No fetch errors, no quarantined batches.</span>"
             if clean
-            else f"<span class='error'>{_e(errors['errors'])} fetch errors</span>, "
-            f"<span class='warning'>{_e(errors['warnings'])} warnings</span>, "
-            f"<span class='error'>{len(quarantine)} quarantined batches</span>."
+            else f"<span class='error'>{_count(errors['errors'], 'fetch error')}</span>, "
+            f"<span class='warning'>{_count(errors['warnings'], 'warning')}</span>, "
+            f"<span class='error'>{_count(len(quarantine), 'quarantined batch')}</span>."
         )
         + "</p>"
     )

@@ -6,10 +6,15 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from socialpulse.cli import airflow_env
+from tests.integration.api_server import Server, start_api_server
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 
 @pytest.fixture(scope="session")
@@ -33,3 +38,9 @@ def dags(airflow_db):
     bag = DagBag(dag_folder=airflow_db["AIRFLOW__CORE__DAGS_FOLDER"])
     assert bag.import_errors == {}
     return bag.dags
+
+
+@pytest.fixture(scope="session")
+def api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One real ``airflow api-server`` with the plugin and fixture data, logged in as admin."""
+    yield from start_api_server(tmp_path_factory.mktemp("api-server"))

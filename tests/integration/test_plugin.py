@@ -1,227 +1,28 @@
 """The socialpulse UI page, served by a real ``airflow api-server``, behind the Airflow login.
 
-One API server for the module: its own Airflow home (SQLite, migrated), SimpleAuthManager with
-a known admin password, and a data folder holding an analytics copy built from the SQL-test
-fixture rows, a fetch error and a warning, a quarantined batch and a report file.
+The server and its data are built once for the session (``api_server`` in conftest.py, see
+``tests/integration/api_server.py``); these tests talk HTTP to it, the browser tests drive
+headless Chromium against the same server.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import http.client
-import json
-import os
-import secrets
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
-import requests
 
-from socialpulse import models
-from socialpulse.cli import airflow_env
-from socialpulse.warehouse import (
-    connect,
-    load_batch,
-    publish_analytics_copy,
-    record_fetch_errors,
-    replace_reference_tables,
-)
 from tests.conftest import PROJECT_ROOT
-from tests.sql.conftest import raw_tables, ref_tables
+from tests.integration.api_server import XSS, Server
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from pathlib import Path
 
 pytestmark = pytest.mark.integration
 
-PASSWORD = "socialpulse-test-password"
-STARTUP_TIMEOUT = 120
-XSS = "<script>alert(1)</script>"
 
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _build_data(data: Path) -> dict[str, Any]:
-    """Analytics copy, quarantine folder and a report under ``data``; returns what to expect."""
-    data.mkdir(parents=True)
-    with connect(data / "warehouse.duckdb") as con:
-        replace_reference_tables(con, ref_tables())
-        load_batch(con, "fixture-1", raw_tables())
-        record_fetch_errors(
-            con,
-            "fixture-1",
-            "manual__1",
-            [
-                {"platform": "mastodon", "company_id": "a", "handle": "a-m", "error": XSS},
-                {
-                    "platform": "bluesky",
-                    "company_id": "c",
-                    "handle": "c-b",
-                    "severity": "warning",
-                    "error": "rate limited, retried",
-                },
-            ],
-        )
-        models.build_all(con, models.discover())
-        publish_analytics_copy(con, data / "analytics.duckdb")
-    import duckdb
-
-    with duckdb.connect(str(data / "analytics.duckdb"), read_only=True) as con:
-        latest = con.execute(
-            "select max(period_start) from marts.success_index "
-            "where period_type = 'week' and is_complete"
-        ).fetchone()[0]
-        medians = dict(
-            con.execute(
-                "select segment, median(success_index) from marts.success_index "
-                "where period_type = 'week' and period_start = ? group by segment",
-                [latest],
-            ).fetchall()
-        )
-    assert isinstance(latest, dt.date) and medians
-
-    batch = data / "quarantine" / "bad-batch"
-    batch.mkdir(parents=True)
-    (batch / "validation_result.json").write_text(
-        json.dumps({"batch_id": "bad-batch", "rows": 3, "failures": ["likes must be >= 0"]})
-    )
-    folder = f"week-{latest.isoformat()}"
-    (data / "reports" / folder).mkdir(parents=True)
-    (data / "reports" / folder / "report.html").write_text(
-        "<!doctype html><p>fake weekly report</p>", encoding="utf-8"
-    )
-    (data / "secret.txt").write_text("not for the web")
-    _build_data_docs(data)
-    return {"latest": latest, "medians": medians, "report": folder}
-
-
-def _build_data_docs(data: Path) -> None:
-    """Real GX Data Docs in ``data/gx_docs``: validate one tiny batch with ``data`` as data dir."""
-    from unittest import mock
-
-    from socialpulse import records
-    from socialpulse.validation import validate_batch
-
-    row = {
-        "company_id": "a",
-        "metric": "findability",
-        "period_type": "month",
-        "period_start": dt.date(2026, 2, 1),
-        "value": 55.0,
-        "observed_at": dt.datetime(2026, 2, 28),
-    }
-    tables = {"manual_metrics": records.to_arrow(records.RAW_SCHEMAS["manual_metrics"], [row])}
-    with mock.patch.dict(os.environ, {"SOCIALPULSE_DATA_DIR": str(data)}):
-        validate_batch("docs-fixture", tables, now=dt.datetime(2026, 3, 1, tzinfo=dt.UTC))
-    assert (data / "gx_docs" / "index.html").is_file()
-
-
-class Server:
-    def __init__(self, base: str, expected: dict[str, Any]) -> None:
-        self.base = base
-        self.expected = expected
-        self.token = ""
-
-    def get(self, path: str, token: str | None = None, **kwargs: Any) -> requests.Response:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        return requests.get(self.base + path, headers=headers, timeout=30, **kwargs)
-
-    def raw_get(self, path: str, token: str) -> int:
-        """GET with the path sent exactly as given (requests would normalise ``..``)."""
-        host, port = self.base.removeprefix("http://").split(":")
-        conn = http.client.HTTPConnection(host, int(port), timeout=30)
-        try:
-            conn.request("GET", path, headers={"Authorization": f"Bearer {token}"})
-            resp = conn.getresponse()
-            body = resp.read()
-            assert b"not for the web" not in body and b"root:" not in body
-            return resp.status
-        finally:
-            conn.close()
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    root = tmp_path_factory.mktemp("plugin")
-    home, data = root / "airflow", root / "data"
-    home.mkdir()
-    expected = _build_data(data)
-    passwords = home / "passwords.json"
-    passwords.write_text(json.dumps({"admin": PASSWORD}))
-    port = _free_port()
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("AIRFLOW__", "SOCIALPULSE_")) and k != "AIRFLOW_HOME"
-    }
-    env.update(airflow_env(home))
-    env.update(
-        {
-            "SOCIALPULSE_DATA_DIR": str(data),
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
-            "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
-            "AIRFLOW__API__HOST": "127.0.0.1",
-            "AIRFLOW__API__PORT": str(port),
-            "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
-        }
-    )
-    airflow = str(Path(sys.executable).with_name("airflow"))
-    migrate = subprocess.run(
-        [airflow, "db", "migrate"], env=env, capture_output=True, text=True, timeout=300
-    )
-    assert migrate.returncode == 0, migrate.stderr[-3000:]
-
-    log = (root / "api-server.log").open("w")
-    proc = subprocess.Popen(
-        [airflow, "api-server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-        env=env,
-        cwd=PROJECT_ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while True:
-            assert proc.poll() is None, (root / "api-server.log").read_text()[-5000:]
-            try:
-                if requests.get(f"{base}/api/v2/monitor/health", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(
-                    f"api-server not healthy within {STARTUP_TIMEOUT} s:\n"
-                    + (root / "api-server.log").read_text()[-5000:]
-                )
-            time.sleep(0.5)
-        srv = Server(base, expected)
-        login = requests.post(
-            f"{base}/auth/token", json={"username": "admin", "password": PASSWORD}, timeout=30
-        )
-        assert login.status_code == 201, login.text
-        srv.token = login.json()["access_token"]
-        yield srv
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, 15)  # the server and its uvicorn worker
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, 9)
-                proc.wait(timeout=10)
-        log.close()
+@pytest.fixture
+def server(api_server: Server) -> Server:
+    return api_server
 
 
 @pytest.mark.parametrize(
@@ -292,7 +93,9 @@ def test_report_is_served(server: Server) -> None:
     url = f"/socialpulse/reports/{server.expected['report']}/report.html"
     resp = server.get(url, token=server.token)
     assert resp.status_code == 200
-    assert "fake weekly report" in resp.text
+    latest = server.expected["latest"].isoformat()
+    assert f'data-period-type="week" data-period-start="{latest}"' in resp.text
+    assert "bad-batch" in resp.text  # the report's data-quality notes list the quarantine
     assert resp.headers["content-type"].startswith("text/html")
     missing = server.get("/socialpulse/reports/week-1999-01-04/report.html", token=server.token)
     assert missing.status_code == 404
