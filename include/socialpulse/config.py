@@ -40,6 +40,7 @@ class Settings:
     data_dir: Path
     lookback_days: int
     batch_size: int
+    gx_retention_days: int
 
     @property
     def staging_dir(self) -> Path:
@@ -60,4 +61,5 @@ def settings() -> Settings:
         data_dir=data_dir,
         lookback_days=_int("SOCIALPULSE_LOOKBACK_DAYS", 28),
         batch_size=_int("SOCIALPULSE_BATCH_SIZE", 25),
+        gx_retention_days=_int("SOCIALPULSE_GX_RETENTION_DAYS", 90),
     )

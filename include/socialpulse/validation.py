@@ -10,6 +10,8 @@ overwritten) and rendered into the static site ``<data_dir>/gx_docs`` (``index.h
 page per suite and run under ``validations/``, one page per suite under ``expectations/``),
 which the socialpulse page in the Airflow UI serves. Several validate tasks may run at once:
 the result files are unique per run, and the site is updated under an exclusive file lock.
+Results and pages of runs older than ``SOCIALPULSE_GX_RETENTION_DAYS`` (90) are deleted when
+the site is updated, so the folder and the index build stay bounded.
 
 ``great_expectations`` is imported lazily: it costs seconds and must never load at DAG parse
 time.
@@ -259,7 +261,7 @@ def validate_batch(
                 continue
             report.success = False
             report.failures.append(_failure(schema, frame, r))
-    report.docs_dir = _build_docs(ctx, docs, stored)
+    report.docs_dir = _build_docs(ctx, docs, stored, results, settings().gx_retention_days)
     if not report.success:
         where = _quarantine(report, tables, quarantine_dir)
         raise BatchRejected(batch_id, report.failures, where, report.docs_dir)
@@ -278,13 +280,16 @@ def _result_keys(ctx: Any, suite_name: str, run_id: Any) -> list[Any]:
     return [ValidationResultIdentifier.from_tuple(k) for k in backend.list_keys(prefix)]
 
 
-def _build_docs(ctx: Any, docs: Path, stored: list[Any]) -> Path | None:
+def _build_docs(
+    ctx: Any, docs: Path, stored: list[Any], results: Path, keep_days: int
+) -> Path | None:
     """Render this run's result pages, the suite pages and the index; never fails the batch.
 
     Only this run's results are rendered (the pages of earlier runs stay as they are); the
-    index lists the newest :data:`DOCS_INDEX_LIMIT` results of every run so far. An exclusive
-    lock on ``gx_docs.lock`` serialises concurrent validate tasks: the index is rewritten
-    whole, and the index builder removes pages whose result it does not find.
+    index lists the newest :data:`DOCS_INDEX_LIMIT` results of every run so far. Runs older
+    than ``keep_days`` are pruned first (:func:`prune_results`). An exclusive lock on
+    ``gx_docs.lock`` serialises concurrent validate tasks: the index is rewritten whole, and
+    the index builder removes pages whose result it does not find.
     """
     import fcntl
 
@@ -298,6 +303,7 @@ def _build_docs(ctx: Any, docs: Path, stored: list[Any]) -> Path | None:
         with (docs.parent / "gx_docs.lock").open("a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
+                prune_results(results, docs, keep_days)
                 ctx.build_data_docs(site_names=[DOCS_SITE], resource_identifiers=suites + stored)
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
@@ -305,6 +311,40 @@ def _build_docs(ctx: Any, docs: Path, stored: list[Any]) -> Path | None:
         log.warning("could not build the GX Data Docs in %s", docs, exc_info=True)
         return None
     return docs
+
+
+def prune_results(results: Path, docs: Path, keep_days: int, now: dt.datetime | None = None) -> int:
+    """Delete the stored results (and their Data Docs pages) of runs older than ``keep_days``.
+
+    The age is the run time GX writes into the path,
+    ``<results>/<suite...>/<run_name>/<YYYYmmddTHHMMSS.ffffffZ>/<batch>.json``; files whose
+    path holds no such time are left alone. Returns the number of results deleted.
+    """
+    cutoff = (now or dt.datetime.now(dt.UTC)) - dt.timedelta(days=keep_days)
+    deleted = 0
+    for result in sorted(results.rglob("*.json")) if results.is_dir() else []:
+        try:
+            run_time = dt.datetime.strptime(result.parent.name, "%Y%m%dT%H%M%S.%fZ")
+        except ValueError:
+            continue
+        if run_time.replace(tzinfo=dt.UTC) >= cutoff:
+            continue
+        relative = result.relative_to(results)
+        page = docs / "validations" / relative.with_suffix(".html")
+        for path in (result, page):
+            path.unlink(missing_ok=True)
+            _remove_empty_parents(path.parent, stop=path.parents[len(relative.parts) - 1])
+        deleted += 1
+    if deleted:
+        log.info("pruned %d GX validation results older than %d days", deleted, keep_days)
+    return deleted
+
+
+def _remove_empty_parents(folder: Path, stop: Path) -> None:
+    """Remove ``folder`` and its parents up to (not including) ``stop`` while they are empty."""
+    while folder != stop and folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
+        folder = folder.parent
 
 
 def _failure(schema: RecordSchema, frame: Any, r: Any) -> Failure:

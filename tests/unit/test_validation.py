@@ -8,7 +8,7 @@ import json
 import pytest
 
 from socialpulse import records
-from socialpulse.validation import BatchRejected, expectations_for, validate_batch
+from socialpulse.validation import BatchRejected, expectations_for, prune_results, validate_batch
 
 NOW = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
 T0 = dt.datetime(2026, 2, 20, 8, 0, tzinfo=dt.UTC)
@@ -359,3 +359,52 @@ def test_a_rerun_of_a_batch_adds_pages_and_keeps_the_earlier_ones(data_dir):
     validate_batch("rerun", one, now=NOW, quarantine_dir=data_dir / "q")
     validate_batch("rerun", one, now=NOW, quarantine_dir=data_dir / "q")
     assert len(_result_pages(data_dir / "gx_docs", "rerun")["probes"]) == 2
+
+
+def _age_run(root, batch_id: str, run_time: str) -> None:
+    """Rename the run-time folders of ``batch_id``'s runs under ``root`` to ``run_time``."""
+    for folder in list(root.glob(f"raw/*/{batch_id}/*")):
+        folder.rename(folder.with_name(run_time))
+
+
+def test_results_older_than_the_retention_are_pruned_with_their_pages(data_dir, monkeypatch):
+    monkeypatch.setenv("SOCIALPULSE_GX_RETENTION_DAYS", "30")
+    results, docs = data_dir / "gx" / "validations", data_dir / "gx_docs"
+    one = batch(good_rows(), only="probes")
+    validate_batch("old-run", one, now=NOW, quarantine_dir=data_dir / "q")
+    assert len(_result_pages(docs, "old-run")["probes"]) == 1
+    # as if old-run had run 31 days before the next one
+    old = (dt.datetime.now(dt.UTC) - dt.timedelta(days=31)).strftime("%Y%m%dT%H%M%S.%fZ")
+    _age_run(results, "old-run", old)
+    _age_run(docs / "validations", "old-run", old)
+
+    validate_batch("new-run", one, now=NOW, quarantine_dir=data_dir / "q")
+    assert _result_pages(docs, "old-run") == {}
+    assert not (results / "raw" / "probes" / "old-run").exists()  # no empty folders left
+    assert not (docs / "validations" / "raw" / "probes" / "old-run").exists()
+    assert len(_result_pages(docs, "new-run")["probes"]) == 1
+    index = (docs / "index.html").read_text(encoding="utf-8")
+    assert "new-run" in index and "old-run" not in index
+
+
+def test_prune_keeps_recent_results_and_files_it_does_not_know(tmp_path):
+    results, docs = tmp_path / "results", tmp_path / "docs"
+    now = dt.datetime(2026, 3, 31, 12, tzinfo=dt.UTC)
+    files = {
+        # 2026-03-01 11:59 is 30 days and 1 minute before now: older than 30 days
+        "raw/probes/b1/20260301T115900.000000Z/x.json": True,
+        "raw/probes/b2/20260301T120100.000000Z/x.json": False,  # 29 days 23:59 old
+        "raw/probes/b3/not-a-time/x.json": False,
+    }
+    for rel in files:
+        for path in (results / rel, docs / "validations" / rel.replace(".json", ".html")):
+            path.parent.mkdir(parents=True)
+            path.write_text("{}")
+    assert prune_results(results, docs, keep_days=30, now=now) == 1
+    for rel, pruned in files.items():
+        assert (results / rel).exists() is not pruned, rel
+        page = docs / "validations" / rel.replace(".json", ".html")
+        assert page.exists() is not pruned, rel
+    assert not (results / "raw/probes/b1").exists()
+    assert (results / "raw/probes").is_dir()
+    assert prune_results(tmp_path / "missing", docs, keep_days=30, now=now) == 0
