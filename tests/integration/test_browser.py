@@ -117,8 +117,8 @@ class Visit:
     def token_cookie(self) -> str | None:
         return next((c["value"] for c in self.context.cookies() if c["name"] == "_token"), None)
 
-    def screenshot(self, name: str, target: Page | None = None) -> None:
-        (target or self.page).screenshot(path=str(ARTIFACTS / name), full_page=True)
+    def screenshot(self, name: str) -> None:
+        self.page.screenshot(path=str(ARTIFACTS / name), full_page=True)
 
 
 @pytest.fixture
@@ -142,6 +142,7 @@ def _check_socialpulse_page(frame: Frame | Page, server: Server) -> None:
         rows.nth(i).locator("td").nth(0).inner_text(): rows.nth(i).locator("td").nth(1).inner_text()
         for i in range(rows.count())
     }
+    assert set(seen) == {"craft", "corporation"}  # both segments, each with its median
     assert seen == _medians(server)
     latest = server.expected["latest"].isoformat()
     assert f"Week {latest} to" in frame.locator("body").inner_text()
@@ -163,8 +164,7 @@ def test_anonymous_visitor_sees_no_numbers(visit: Visit, api_server: Server) -> 
 
 def test_wrong_password_keeps_the_visitor_out(visit: Visit) -> None:
     visit.sign_in("/plugin/socialpulse", password="wrong-password")
-    visit.page.get_by_role("button", name="Sign in").wait_for()
-    visit.page.wait_for_load_state("networkidle")
+    visit.page.get_by_text("Invalid credentials").wait_for()
     assert "/auth/login" in visit.page.url
     assert visit.token_cookie() is None
 
