@@ -30,17 +30,15 @@ stage, days, folder = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3])
 ROWWISE_ROWS = 10_000
 
 def sample_tables(days):
-    from socialpulse import records
     from socialpulse.config import SAMPLE_COMPANIES
-    from socialpulse.platforms.base import AccountRef, FetchWindow
+    from socialpulse.pipeline import account_refs
+    from socialpulse.platforms.base import FetchWindow
     from socialpulse.platforms.sample import SamplePlatform
     from socialpulse.registry import load_registry
-    reg = load_registry(SAMPLE_COMPANIES)
-    refs = [AccountRef(c.id, a.handle, dict(a.options)) for c, a in reg.accounts("sample")]
+    refs = account_refs(load_registry(SAMPLE_COMPANIES), "sample")
     end = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
     w = FetchWindow(end - dt.timedelta(days=days), end, dt.timedelta(days=28))
-    res = SamplePlatform().fetch(refs, w)
-    return {t: records.to_arrow(records.RAW_SCHEMAS[t], r) for t, r in res.rows.items() if r}
+    return SamplePlatform().fetch(refs, w).tables()
 
 def timed(fn):
     t = time.perf_counter(); out = fn(); return time.perf_counter() - t, out

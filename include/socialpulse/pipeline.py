@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 from socialpulse.config import settings
 from socialpulse.platforms import RESOLVES_PROBES
 from socialpulse.platforms.base import AccountRef, FetchResult, FetchWindow, PlatformContext
-from socialpulse.records import RAW_SCHEMAS, to_arrow
 from socialpulse.registry import Probe, Registry, load_registry
 
 if TYPE_CHECKING:
@@ -58,19 +57,7 @@ def plan_batches(
     size = batch_size or settings().batch_size
     batches: list[dict[str, Any]] = []
     for platform in registry.platforms():
-        refs = [
-            AccountRef(
-                c.id,
-                a.handle,
-                dict(a.options),
-                tuple(
-                    p.model_dump(mode="json")
-                    for p in registry.probes
-                    if p.company_id == c.id and p.platform == platform and resolved_by_platform(p)
-                ),
-            ).to_dict()
-            for c, a in registry.accounts(platform)
-        ]
+        refs = [ref.to_dict() for ref in account_refs(registry, platform)]
         for n, start in enumerate(range(0, len(refs), size)):
             batches.append(
                 {"platform": platform, "batch_no": n, "accounts": refs[start : start + size]}
@@ -85,6 +72,23 @@ def plan_batches(
         ", ".join(sorted({b["platform"] for b in batches})),
     )
     return batches
+
+
+def account_refs(registry: Registry, platform: str) -> list[AccountRef]:
+    """The registry's accounts on ``platform``, each with the probes that platform resolves."""
+    return [
+        AccountRef(
+            c.id,
+            a.handle,
+            dict(a.options),
+            tuple(
+                p.model_dump(mode="json")
+                for p in registry.probes
+                if p.company_id == c.id and p.platform == platform and resolved_by_platform(p)
+            ),
+        )
+        for c, a in registry.accounts(platform)
+    ]
 
 
 def resolved_by_platform(probe: Probe) -> bool:
@@ -159,10 +163,7 @@ def fetch_batch(
     folder.mkdir(parents=True, exist_ok=True)
     paths: dict[str, str] = {}
     rows: dict[str, int] = {}
-    for table, schema in RAW_SCHEMAS.items():
-        if not result.rows[table]:
-            continue
-        data = to_arrow(schema, result.rows[table])
+    for table, data in result.tables().items():
         path = folder / f"{table}.parquet"
         pq.write_table(data, path)
         paths[table] = str(path)

@@ -27,7 +27,8 @@ import requests
 from socialpulse import models, records
 from socialpulse.cli import airflow_env
 from socialpulse.config import SAMPLE_COMPANIES
-from socialpulse.platforms.base import AccountRef, FetchWindow
+from socialpulse.pipeline import account_refs
+from socialpulse.platforms.base import FetchWindow
 from socialpulse.platforms.sample import SamplePlatform
 from socialpulse.registry import Registry, load_registry, reference_tables
 from socialpulse.report import build_report
@@ -61,14 +62,10 @@ def _free_port() -> int:
 def sample_warehouse_rows(days: int = SAMPLE_DAYS) -> tuple[Registry, dict[str, pa.Table]]:
     """The offline sample platform's 40 companies (both segments), ``days`` up to SAMPLE_END."""
     reg = load_registry(SAMPLE_COMPANIES)
-    refs = [AccountRef(c.id, a.handle, dict(a.options)) for c, a in reg.accounts("sample")]
     window = FetchWindow(SAMPLE_END - dt.timedelta(days=days), SAMPLE_END, dt.timedelta(days=28))
-    result = SamplePlatform().fetch(refs, window)
+    result = SamplePlatform().fetch(account_refs(reg, "sample"), window)
     assert not result.errors
-    tables = {
-        t: records.to_arrow(records.RAW_SCHEMAS[t], rows) for t, rows in result.rows.items() if rows
-    }
-    return reg, tables
+    return reg, result.tables()
 
 
 def _build_data(data: Path) -> dict[str, Any]:
@@ -128,7 +125,6 @@ def _build_data_docs(data: Path) -> None:
     """Real GX Data Docs in ``data/gx_docs``: validate one tiny batch with ``data`` as data dir."""
     from unittest import mock
 
-    from socialpulse import records
     from socialpulse.validation import validate_batch
 
     row = {

@@ -11,11 +11,13 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from socialpulse.records import RAW_SCHEMAS
+from socialpulse.records import RAW_SCHEMAS, to_arrow
 
 if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
+
+    import pyarrow as pa
 
     from socialpulse.http import HttpClient
 
@@ -124,6 +126,10 @@ class FetchResult:
 
     def count(self, table: str) -> int:
         return len(self.rows[table])
+
+    def tables(self) -> dict[str, pa.Table]:
+        """The rows as Arrow tables with the raw schemas, one per table that has rows."""
+        return {t: to_arrow(RAW_SCHEMAS[t], rows) for t, rows in self.rows.items() if rows}
 
 
 class Platform(Protocol):
