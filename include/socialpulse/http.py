@@ -117,8 +117,6 @@ class HttpClient:
         self.sleep = sleep
         self.clock = clock
         self._budgets: dict[str, _HostBudget] = {}
-        #: seconds slept for rate limits and backoff, for logs and tests
-        self.waited = 0.0
         self.requests = 0
 
     # -- public --------------------------------------------------------------------------
@@ -202,7 +200,6 @@ class HttpClient:
 
     def _wait(self, seconds: float) -> None:
         if seconds > 0:
-            self.waited += seconds
             self.sleep(seconds)
 
     def _backoff(self, attempt: int, url: str, why: str) -> None:
@@ -259,13 +256,11 @@ class HttpClient:
             budget.reset_at = None if reset is None else self.clock() + reset
 
     def _retry_after(self, response: requests.Response) -> float:
-        value = response.headers.get("Retry-After")
-        seconds = _reset_seconds(value) if value else None
+        headers = response.headers
+        seconds = _reset_seconds(headers.get("Retry-After"))
         if seconds is None:
-            reset = response.headers.get("X-RateLimit-Reset") or response.headers.get(
-                "RateLimit-Reset"
-            )
-            seconds = _reset_seconds(reset) if reset else None
+            reset = headers.get("X-RateLimit-Reset") or headers.get("RateLimit-Reset")
+            seconds = _reset_seconds(reset)
         return max(0.0, seconds if seconds is not None else self.policy.backoff_max)
 
 
@@ -277,7 +272,7 @@ def decode_json(response: requests.Response, expect: type = dict) -> Any:
     if "json" not in ctype.lower():
         raise PayloadError(
             url,
-            f"expected JSON, got {ctype or 'no content type'}: {_snippet(body)}",
+            f"expected JSON, got {ctype or 'no content type'}: {snippet(body)}",
             response.status_code,
         )
     try:
@@ -317,7 +312,8 @@ def _describe(response: requests.Response) -> str:
     return f"HTTP {response.status_code} {reason}" + (f": {detail}" if detail else "")
 
 
-def _snippet(body: bytes, size: int = 80) -> str:
+def snippet(body: bytes, size: int = 80) -> str:
+    """The start of a response body for an error message: one line, quoted, ``...`` if cut."""
     text = body[:size].decode("utf-8", "replace").replace("\n", " ").strip()
     return repr(text + ("..." if len(body) > size else ""))
 

@@ -12,18 +12,6 @@ from werkzeug import Response
 from socialpulse.http import HttpClient, HttpError, HttpPolicy, PayloadError, RateLimited
 
 
-class Sleeps(list):
-    """Records the waits instead of sleeping them (the server's behaviour is real)."""
-
-    def __call__(self, seconds: float) -> None:
-        self.append(seconds)
-
-
-@pytest.fixture
-def sleeps():
-    return Sleeps()
-
-
 @pytest.fixture
 def client(sleeps):
     return HttpClient(policy=HttpPolicy(read_timeout=0.5, retries=2, backoff=0.1), sleep=sleeps)

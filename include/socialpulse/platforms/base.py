@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 from socialpulse.records import RAW_SCHEMAS, to_arrow
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
     from pathlib import Path
 
     import pyarrow as pa
@@ -77,7 +77,9 @@ class PlatformContext:
         return self.http or HttpClient()
 
     def now(self) -> dt.datetime:
-        return self.clock() if self.clock else dt.datetime.now(dt.UTC)
+        """The observation time, timezone-aware (a naive test clock is taken as UTC)."""
+        now = self.clock() if self.clock else dt.datetime.now(dt.UTC)
+        return now if now.tzinfo else now.replace(tzinfo=dt.UTC)
 
 
 @dataclass(frozen=True)
@@ -123,6 +125,11 @@ class FetchResult:
 
     def add(self, table: str, row: dict[str, Any]) -> None:
         self.rows[table].append(row)
+
+    def extend(self, rows: Mapping[str, list[dict[str, Any]]]) -> None:
+        """Add the rows of one account (rows per table)."""
+        for table, table_rows in rows.items():
+            self.rows[table].extend(table_rows)
 
     def count(self, table: str) -> int:
         return len(self.rows[table])

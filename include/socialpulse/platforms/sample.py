@@ -544,6 +544,5 @@ class SamplePlatform:
                     )
                 )
                 continue
-            for table, table_rows in rows.items():
-                result.rows[table].extend(table_rows)
+            result.extend(rows)
         return result

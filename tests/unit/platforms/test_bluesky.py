@@ -24,18 +24,19 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from werkzeug import Response
 
-from socialpulse.http import HttpClient, HttpPolicy
 from socialpulse.platforms import get_platform
 from socialpulse.platforms.base import AccountRef, FetchWindow, PlatformContext
 from socialpulse.platforms.bluesky import (
     DEFAULT_BASE_URL,
     BlueskyPlatform,
+    Xrpc,
     base_url,
     normalise_actor,
     split_at_uri,
     web_url,
 )
 from socialpulse.records import RAW_SCHEMAS, to_arrow
+from tests.unit.conftest import fast_client
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "bluesky"
 UTC = dt.UTC
@@ -236,13 +237,6 @@ PROBES = (
 # -- serving the recorded exchanges -------------------------------------------------------
 
 
-class Sleeps(list):
-    """Records the client's waits instead of sleeping them."""
-
-    def __call__(self, seconds: float) -> None:
-        self.append(seconds)
-
-
 def exchange(name: str) -> dict:
     return json.loads((FIXTURES / f"{name}.json").read_text(encoding="utf-8"))
 
@@ -275,15 +269,10 @@ def requests_to(httpserver, method: str) -> list[dict[str, str]]:
 
 
 @pytest.fixture
-def sleeps() -> Sleeps:
-    return Sleeps()
-
-
-@pytest.fixture
 def platform(httpserver, sleeps) -> BlueskyPlatform:
     context = PlatformContext(
         connection={"host": httpserver.url_for("").rstrip("/")},
-        http=HttpClient(policy=HttpPolicy(read_timeout=0.5, retries=1, backoff=0.01), sleep=sleeps),
+        http=fast_client(sleeps),
         clock=lambda: FIXED_NOW,
     )
     return BlueskyPlatform(context=context)
@@ -319,7 +308,7 @@ def test_without_a_connection_the_public_appview_is_used():
     platform = BlueskyPlatform()
     assert platform.base_url == DEFAULT_BASE_URL == "https://public.api.bsky.app"
     assert (
-        platform.url("app.bsky.actor.getProfile")
+        Xrpc(platform.context.client(), platform.base_url).url("app.bsky.actor.getProfile")
         == "https://public.api.bsky.app/xrpc/app.bsky.actor.getProfile"
     )
     # the registry's way in: "socialpulse.platforms.bluesky:BlueskyPlatform"

@@ -33,7 +33,6 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
-from socialpulse.http import HttpClient, HttpPolicy
 from socialpulse.platforms import get_platform
 from socialpulse.platforms.base import AccountRef, FetchWindow, PlatformContext
 from socialpulse.platforms.mastodon import (
@@ -43,6 +42,7 @@ from socialpulse.platforms.mastodon import (
     parse_status_ref,
 )
 from socialpulse.records import RAW_SCHEMAS, to_arrow
+from tests.unit.conftest import Sleeps, fast_client
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "mastodon"
 UTC = dt.UTC
@@ -80,13 +80,6 @@ Q2 = "117630959616026593"  # social.example: only a customer replied
 Q3 = "117636621926453905"  # social.example: answered below the asker's own follow-up
 Q4 = "117636857856062058"  # social.example: 404, the question was deleted
 Q5 = "117642048307213835"  # other.example: answered from the bakery's own server
-
-
-class Sleeps(list):
-    """Records the waits of the HTTP client instead of sleeping them."""
-
-    def __call__(self, seconds: float) -> None:
-        self.append(seconds)
 
 
 # -- serving the recordings ----------------------------------------------------------------
@@ -138,13 +131,8 @@ def other() -> HTTPServer:
     s.stop()
 
 
-@pytest.fixture
-def sleeps() -> Sleeps:
-    return Sleeps()
-
-
 def platform(sleeps: Sleeps) -> MastodonPlatform:
-    client = HttpClient(policy=HttpPolicy(read_timeout=0.5, retries=1, backoff=0.01), sleep=sleeps)
+    client = fast_client(sleeps)
     return MastodonPlatform(context=PlatformContext(http=client, clock=lambda: FIXED_NOW))
 
 

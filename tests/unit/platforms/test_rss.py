@@ -20,11 +20,11 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
-from socialpulse.http import HttpClient, HttpPolicy
 from socialpulse.platforms import get_platform
 from socialpulse.platforms.base import AccountRef, FetchError, FetchWindow, PlatformContext
 from socialpulse.platforms.rss import CACHE_FILE, HttpCache, RssPlatform
 from socialpulse.records import POST_OBSERVATIONS, RAW_SCHEMAS, to_arrow
+from tests.unit.conftest import Sleeps, fast_client
 
 UTC = dt.UTC
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "rss"
@@ -42,13 +42,6 @@ SW = "https://stadtwerke-nord.example/blog"
 
 def fixture(name: str) -> bytes:
     return (FIXTURES / name).read_bytes()
-
-
-class Sleeps(list):
-    """Records the waits instead of sleeping them (the server's behaviour is real)."""
-
-    def __call__(self, seconds: float) -> None:
-        self.append(seconds)
 
 
 @pytest.fixture(scope="module")
@@ -71,13 +64,8 @@ def server(_server):
         _server.clear()
 
 
-@pytest.fixture
-def sleeps():
-    return Sleeps()
-
-
 def platform(state_dir: Path | None, sleeps: Sleeps, now: dt.datetime = FIXED_NOW) -> RssPlatform:
-    http = HttpClient(policy=HttpPolicy(read_timeout=0.5, retries=1, backoff=0.01), sleep=sleeps)
+    http = fast_client(sleeps)
     return RssPlatform(context=PlatformContext(state_dir=state_dir, http=http, clock=lambda: now))
 
 

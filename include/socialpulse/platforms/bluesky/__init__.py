@@ -42,6 +42,8 @@ from socialpulse.platforms.base import (
 from socialpulse.records import EARLIEST_TIMESTAMP
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from socialpulse.http import HttpClient
 
 log = logging.getLogger(__name__)
@@ -73,7 +75,6 @@ class XrpcError(HttpError):
 
     def __init__(self, url: str, error: str, message: str) -> None:
         self.error = error
-        self.xrpc_message = message
         super().__init__(url, f"XRPC error {error}: {message}" if message else error, 400)
 
 
@@ -200,9 +201,6 @@ class _Account:
         #: what the fetch is doing (names the step in an error message)
         self.step = "start"
 
-    def _base(self) -> dict[str, Any]:
-        return {"platform": "bluesky", "company_id": self.ref.company_id}
-
     # -- 1. profile -----------------------------------------------------------------------
 
     def snapshot(self) -> dict[str, Any]:
@@ -215,7 +213,8 @@ class _Account:
             raise ValueError(f"{what}: 'did' is not a DID: {self.did!r}")
         self.handle = _str(profile, "handle", what)
         return {
-            **self._base(),
+            "platform": "bluesky",
+            "company_id": self.ref.company_id,
             "account_id": self.did,
             "handle": self.ref.handle,
             "observed_at": self.now,
@@ -346,17 +345,11 @@ class _Account:
     def reply_rows(self, root_uri: str, node: dict[str, Any], seen: set[str]) -> list[dict]:
         """Every reply below ``node`` (depth first), skipping deleted and blocked ones."""
         rows: list[dict[str, Any]] = []
-        stack = [(node, child) for child in reversed(_replies(node))]
-        while stack:
-            parent, child = stack.pop()
-            if not _readable(child):
-                continue
-            post = _obj(child.get("post"), f"reply in thread of {root_uri}")
+        for parent, post in _walk(node, root_uri):
             uri = _str(post, "uri", f"reply in thread of {root_uri}")
             if uri not in seen:
                 seen.add(uri)
                 rows.append(self._reply_row(root_uri, parent, post))
-            stack.extend((child, grandchild) for grandchild in reversed(_replies(child)))
         return rows
 
     def _reply_row(
@@ -423,13 +416,7 @@ class _Account:
         if node is None:
             raise QuestionGone(f"question {question} is gone (deleted, or not readable)")
         best: tuple[dt.datetime, str, str | None] | None = None
-        stack = list(_replies(node))
-        while stack:
-            child = stack.pop()
-            if not _readable(child):
-                continue
-            stack.extend(_replies(child))
-            post = _obj(child.get("post"), f"reply in thread of {uri}")
+        for _, post in _walk(node, uri):
             author = _obj(post.get("author"), f"reply {post.get('uri')} author")
             if author.get("did") != self.did:
                 continue
@@ -474,6 +461,20 @@ def _replies(node: dict[str, Any]) -> list[dict[str, Any]]:
     return [r for r in replies if isinstance(r, dict)]
 
 
+def _walk(node: dict[str, Any], root_uri: str) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    """(parent node, post) of every readable reply below ``node``, depth first, in order.
+
+    Deleted and blocked replies are skipped together with the replies below them.
+    """
+    stack = [(node, child) for child in reversed(_replies(node))]
+    while stack:
+        parent, child = stack.pop()
+        if not _readable(child):
+            continue
+        yield parent, _obj(child.get("post"), f"reply in thread of {root_uri}")
+        stack.extend((child, grandchild) for grandchild in reversed(_replies(child)))
+
+
 def _readable(node: dict[str, Any]) -> bool:
     """A threadViewPost (not a notFoundPost, blockedPost or an unknown union member)."""
     kind = node.get("$type")
@@ -497,10 +498,6 @@ class BlueskyPlatform:
         self.context = context or PlatformContext()
         self.base_url = base_url(self.context.connection)
 
-    def url(self, method: str) -> str:
-        """The URL of an XRPC method on the configured service."""
-        return f"{self.base_url}/xrpc/{method}"
-
     def fetch(self, accounts: list[AccountRef], window: FetchWindow) -> FetchResult:
         api = Xrpc(self.context.client(), self.base_url)
         now = self.context.now()
@@ -517,8 +514,7 @@ class BlueskyPlatform:
                     )
                 )
                 continue
-            for table, table_rows in rows.items():
-                result.rows[table].extend(table_rows)
+            result.extend(rows)
             self._probes(account, ref, result)
         return result
 

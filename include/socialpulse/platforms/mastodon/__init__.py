@@ -19,7 +19,6 @@ no rows at all; the other accounts go on.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import re
 from contextlib import contextmanager
@@ -39,6 +38,7 @@ from socialpulse.platforms.base import (
 )
 
 if TYPE_CHECKING:
+    import datetime as dt
     from collections.abc import Iterator
 
     from socialpulse.http import HttpClient
@@ -260,7 +260,8 @@ class _Account:
 
     # -- steps ---------------------------------------------------------------------------
 
-    def lookup(self) -> dict[str, Any]:
+    def lookup(self) -> tuple[dict[str, Any], str]:
+        """The account (checked: the one asked for, not suspended, limited or moved) and its id."""
         user, base = self.where.username, self.where.base_url
         with _step(f"looking up @{user} on {base}"):
             account, _ = self._get(f"{base}/api/v1/accounts/lookup", {"acct": user})
@@ -274,7 +275,7 @@ class _Account:
                 raise MastodonError(f"the server answered with another account ({username!r})")
             if account.get("moved"):
                 log.warning("mastodon %s has moved to another account", self.ref.handle)
-            return account
+            return account, own_id
 
     def timeline(self, own_id: str) -> list[Status]:
         """The account's statuses back to the cutoff (page by page, newest first)."""
@@ -333,8 +334,7 @@ class _Account:
     def fetch(self) -> tuple[dict[str, list[dict[str, Any]]], list[str]]:
         """Rows per table and the probe problems (which do not cost the account its rows)."""
         ref, now = self.ref, self.now
-        account = self.lookup()
-        own_id = _id(account, "id", "the account")
+        account, own_id = self.lookup()
         with _step("reading the account's counters"):
             snapshot = {
                 "platform": MastodonPlatform.name,
@@ -352,16 +352,12 @@ class _Account:
             "thread_replies": [],
             "probes": [],
         }
-        posts = [
-            s for s in self.timeline(own_id) if self.cutoff <= s.created_at <= now
-        ]  # pinned old statuses and clock skew stay out
-        seen_posts: set[str] = set()
-        for s in posts:
-            if s.id in seen_posts:  # a pinned status also shown in its place
-                continue
-            seen_posts.add(s.id)
-            rows["post_observations"].append(self._post_row(s, own_id))
-        rows["thread_replies"] = self._threads(posts, own_id)
+        posts: dict[str, Status] = {}
+        for s in self.timeline(own_id):
+            if self.cutoff <= s.created_at <= now:  # pinned old statuses, clock skew stay out
+                posts.setdefault(s.id, s)  # a pinned status also shown in its place: once
+        rows["post_observations"] = [self._post_row(s, own_id) for s in posts.values()]
+        rows["thread_replies"] = self._threads(list(posts.values()), own_id)
         problems: list[str] = []
         rows["probes"] = self._probes(account, own_id, problems)
         return rows, problems
@@ -399,11 +395,7 @@ class _Account:
             ),
             key=lambda s: (s.created_at, s.id),
         )
-        done: set[str] = set()
         for root in roots:
-            if root.id in done:
-                continue
-            done.add(root.id)
             with _step(f"reading the thread of status {root.id}"):
                 replies = self.context(self.where.base_url, root.id)
             for r in replies:
@@ -509,14 +501,12 @@ class MastodonPlatform:
         host = str(host).strip().lower()
         if "://" in host:
             host = urlsplit(host).netloc
-        if conn.get("port"):
-            host = f"{host}:{conn['port']}"
+        if conn.get("port") and urlsplit(f"//{host}").port is None:
+            host = f"{host}:{int(conn['port'])}"
         return host, str(token)
 
     def fetch(self, accounts: list[AccountRef], window: FetchWindow) -> FetchResult:
         now = self.context.now()
-        if now.tzinfo is None:
-            now = now.replace(tzinfo=dt.UTC)
         client = self.context.client()  # one client (one session) for the whole fetch
         token = self._token()
         result = FetchResult()
@@ -529,8 +519,7 @@ class MastodonPlatform:
                 log.warning("mastodon %s (%s): %s", ref.handle, ref.company_id, msg)
                 result.errors.append(FetchError(self.name, ref.company_id, ref.handle, msg))
                 continue
-            for table, table_rows in rows.items():
-                result.rows[table].extend(table_rows)
+            result.extend(rows)
             for problem in problems:  # the account's rows are fine: a warning, not an error
                 log.warning("mastodon %s (%s): %s", ref.handle, ref.company_id, problem)
                 result.warnings.append(FetchError(self.name, ref.company_id, ref.handle, problem))

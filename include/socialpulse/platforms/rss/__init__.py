@@ -35,7 +35,7 @@ import tempfile
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
-from socialpulse.http import HttpError
+from socialpulse.http import HttpError, snippet
 from socialpulse.platforms.base import (
     AccountRef,
     FetchError,
@@ -213,11 +213,6 @@ def _first_element(body: bytes) -> bytes | None:
     return m.group(1) if m else None
 
 
-def _snippet(body: bytes, size: int = 80) -> str:
-    text = body[:size].decode("utf-8", "replace").replace("\n", " ").strip()
-    return repr(text + ("..." if len(body) > size else ""))
-
-
 def _is_html(body: bytes) -> bool:
     head = body[:8192].lstrip(b"\xef\xbb\xbf \t\r\n")
     if _HTML_DOCTYPE.search(_COMMENT.sub(b"", head)[:512]):
@@ -250,7 +245,7 @@ def parse_feed(body: bytes, content_type: str, url: str) -> Any:
     if not body.strip():
         raise FeedProblem(f"empty response ({what}), not an RSS or Atom feed")
     if _is_html(body):
-        raise FeedProblem(f"got an HTML page ({what}), not an RSS or Atom feed: {_snippet(body)}")
+        raise FeedProblem(f"got an HTML page ({what}), not an RSS or Atom feed: {snippet(body)}")
     parsed = feedparser.parse(
         io.BytesIO(body),
         response_headers={"content-type": content_type, "content-location": url},
@@ -265,7 +260,7 @@ def parse_feed(body: bytes, content_type: str, url: str) -> Any:
         not parsed.get("version") or (bozo is not None and not parsed.feed.get("title"))
     ):
         detail = f": {type(bozo).__name__}: {bozo}" if bozo is not None else ""
-        raise FeedProblem(f"not an RSS or Atom feed ({what}){detail}: {_snippet(body)}")
+        raise FeedProblem(f"not an RSS or Atom feed ({what}){detail}: {snippet(body)}")
     if bozo is not None:
         log.info("feed %s parsed despite %s: %s", url, type(bozo).__name__, bozo)
     return parsed
