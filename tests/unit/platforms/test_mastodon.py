@@ -422,6 +422,36 @@ def test_two_healthy_accounts(server, sleeps):
     assert [(r["probe_id"], r["answered_at"]) for r in result.rows["probes"]] == [("fl-1", None)]
 
 
+@pytest.mark.parametrize(
+    "connection",
+    [
+        {"host": "127.0.0.1", "port": "{port}"},
+        {"host": "127.0.0.1:{port}"},
+        {"host": "127.0.0.1:{port}", "port": "{port}"},  # the port in both places: once
+        {"host": "http://127.0.0.1:{port}/", "schema": "https"},
+    ],
+)
+def test_the_connections_token_goes_to_its_own_server_only(server, sleeps, connection):
+    serve_folder(server, "social.example")
+    conn = {k: v.replace("{port}", str(server.port)) for k, v in connection.items()}
+    context = PlatformContext(
+        http=fast_client(sleeps), clock=lambda: FIXED_NOW, connection={**conn, "password": "T0K"}
+    )
+    result = MastodonPlatform(context=context).fetch([bakery(server)], WINDOW)
+    assert result.errors == []
+    sent = {request.headers.get("Authorization") for request, _ in server.log}
+    assert sent == {"Bearer T0K"}
+
+
+def test_no_token_for_another_server(server, sleeps):
+    serve_folder(server, "social.example")
+    conn = {"host": "127.0.0.1", "port": server.port + 1, "password": "T0K"}
+    context = PlatformContext(http=fast_client(sleeps), clock=lambda: FIXED_NOW, connection=conn)
+    result = MastodonPlatform(context=context).fetch([bakery(server)], WINDOW)
+    assert result.errors == []
+    assert {request.headers.get("Authorization") for request, _ in server.log} == {None}
+
+
 # -- rate limits and transient faults: the fetch goes on ----------------------------------
 
 
