@@ -6,6 +6,7 @@ import re
 
 import yaml
 
+from socialpulse.config import DUCKDB_POOL
 from tests.conftest import PROJECT_ROOT
 
 
@@ -20,7 +21,19 @@ def test_compose_service_builds_this_repo_and_mounts_existing_folders():
             assert (PROJECT_ROOT / host).is_dir(), host
     env = service["environment"]
     assert env["AIRFLOW__CORE__DAGS_FOLDER"].endswith("/dags")
+    assert env["AIRFLOW__CORE__PLUGINS_FOLDER"].endswith("/plugins")
     assert env["AIRFLOW__CORE__LOAD_EXAMPLES"] == "False"
+
+
+def test_compose_creates_the_duckdb_pool_before_airflow_starts():
+    """`airflow standalone` creates no pools; without this one no DuckDB writer is scheduled."""
+    compose = yaml.safe_load((PROJECT_ROOT / "docker-compose.yaml").read_text())
+    shell, flag, script = compose["services"]["airflow"]["command"]
+    assert (shell, flag) == ("bash", "-c")
+    steps = [step.strip() for step in script.split("&&")]
+    assert steps[0] == "airflow db migrate"
+    assert steps[1].startswith(f"airflow pools set {DUCKDB_POOL} 1 ")
+    assert steps[2] == "exec airflow standalone"
 
 
 def test_dockerfile_base_image_matches_the_locked_airflow_and_python():
