@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -96,10 +97,13 @@ print(json.dumps(result))
 
 
 def run_stage(stage: str, days: int, folder: Path) -> dict:
+    # the stage's data folder is the temporary one: GX results, Data Docs and quarantine of
+    # the benchmark never reach the project's data/ (nor the UI page that shows them)
     proc = subprocess.run(
         [sys.executable, "-c", STAGE, stage, str(days), str(folder)],
         capture_output=True,
         text=True,
+        env={**os.environ, "SOCIALPULSE_DATA_DIR": str(folder / "data")},
     )
     if proc.returncode != 0:
         raise SystemExit(f"stage {stage} failed:\n{proc.stderr[-3000:]}")

@@ -78,22 +78,10 @@ DATA_DOCS_TYPES = {
 # --- data ---------------------------------------------------------------------------------
 
 
-def _rows(con: Any, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
-    cur = con.execute(sql, params or [])
-    names = [d[0] for d in cur.description]
-    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
-
-
-def _has_table(con: Any, schema: str, table: str) -> bool:
-    found = con.execute(
-        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
-        [schema, table],
-    ).fetchone()
-    return bool(found and found[0])
-
-
 def _success_index(con: Any) -> dict[str, Any]:
-    if not _has_table(con, "marts", "success_index"):
+    from socialpulse.warehouse import dict_rows, has_table
+
+    if not has_table(con, "marts", "success_index"):
         return {"period_start": None, "period_end": None, "segments": []}
     latest = con.execute(
         "select max(period_start) from marts.success_index "
@@ -101,7 +89,7 @@ def _success_index(con: Any) -> dict[str, Any]:
     ).fetchone()[0]
     if latest is None:
         return {"period_start": None, "period_end": None, "segments": []}
-    segments = _rows(
+    segments = dict_rows(
         con,
         """
         select
@@ -127,13 +115,15 @@ def _success_index(con: Any) -> dict[str, Any]:
 
 
 def _fetch_errors(con: Any) -> dict[str, Any]:
-    if not _has_table(con, "ops", "fetch_errors"):
+    from socialpulse.warehouse import dict_rows, has_table
+
+    if not has_table(con, "ops", "fetch_errors"):
         return {"errors": 0, "warnings": 0, "latest": []}
     errors, warnings = con.execute(
         "select count(*) filter (where severity = 'error'), "
         "count(*) filter (where severity <> 'error') from ops.fetch_errors"
     ).fetchone()
-    latest = _rows(
+    latest = dict_rows(
         con,
         "select recorded_at, severity, platform, company_id, handle, error, batch_id "
         "from ops.fetch_errors order by recorded_at desc, severity, company_id, handle limit ?",
@@ -143,9 +133,11 @@ def _fetch_errors(con: Any) -> dict[str, Any]:
 
 
 def _loads(con: Any) -> list[dict[str, Any]]:
-    if not _has_table(con, "ops", "load_log"):
+    from socialpulse.warehouse import dict_rows, has_table
+
+    if not has_table(con, "ops", "load_log"):
         return []
-    return _rows(
+    return dict_rows(
         con,
         """
         select
@@ -171,7 +163,7 @@ def _quarantine(settings: Any) -> list[dict[str, Any]]:
 
 
 def _reports(settings: Any, root_path: str) -> list[dict[str, Any]]:
-    folder = settings.data_dir / "reports"
+    folder = settings.reports_dir
     if not folder.is_dir():
         return []
     found = []
@@ -205,7 +197,7 @@ def collect_status(root_path: str = URL_PREFIX) -> dict[str, Any]:
         "reports": _reports(s, root_path),
         "data_docs": (
             f"{root_path}/data-docs/index.html"
-            if (s.data_dir / "gx_docs" / "index.html").is_file()
+            if (s.gx_docs_dir / "index.html").is_file()
             else None
         ),
     }
@@ -268,10 +260,6 @@ def _e(value: Any) -> str:
     return html.escape(str(value))
 
 
-def _score(value: Any) -> str:
-    return NULL if value is None else f"{value:.1f}"
-
-
 def _count(n: int, noun: str) -> str:
     """``1 warning``, ``2 warnings``, ``1 quarantined batch``, ``0 quarantined batches``."""
     plural = noun + ("es" if noun.endswith(("ch", "sh", "s", "x")) else "s")
@@ -294,6 +282,8 @@ def _data_docs_link(url: str | None) -> list[str]:
 def render_page(status: dict[str, Any], root_path: str = URL_PREFIX) -> str:
     """The status as one self-contained HTML page; every text from data is escaped."""
     import html
+
+    from socialpulse.report import fmt_score
 
     copy = status["success_index"]
     out = [
@@ -322,11 +312,11 @@ def render_page(status: dict[str, Any], root_path: str = URL_PREFIX) -> str:
         for s in copy["segments"]:
             out.append(
                 f"<tr><td class='segment'>{_e(s['segment'])}</td>"
-                f"<td class='num'>{_score(s['median_success_index'])}</td>"
+                f"<td class='num'>{fmt_score(s['median_success_index'])}</td>"
                 f"<td class='num'>{_e(s['companies'])}</td>"
                 f"<td class='num'>{_e(s['companies_scored'])}</td>"
                 f"<td>{_e(s['best_company'])}</td>"
-                f"<td class='num'>{_score(s['best_success_index'])}</td></tr>"
+                f"<td class='num'>{fmt_score(s['best_success_index'])}</td></tr>"
             )
         out.append("</table>")
     else:
@@ -444,7 +434,7 @@ def create_app() -> Any:
 
         if not REPORT_FOLDER.fullmatch(folder):
             raise HTTPException(status_code=404, detail="no such report")
-        base = (settings().data_dir / "reports").resolve()
+        base = settings().reports_dir.resolve()
         path = (base / folder / "report.html").resolve()
         if not path.is_relative_to(base) or not path.is_file():
             raise HTTPException(status_code=404, detail="no such report")
@@ -454,7 +444,7 @@ def create_app() -> Any:
     def data_docs(path: str) -> FileResponse:
         from socialpulse.config import settings
 
-        base = (settings().data_dir / "gx_docs").resolve()
+        base = settings().gx_docs_dir.resolve()
         try:
             target = (base / (path or "index.html")).resolve()
         except (OSError, ValueError):  # e.g. a NUL byte

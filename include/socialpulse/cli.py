@@ -147,9 +147,7 @@ def run(history_days: int = DEFAULT_HISTORY_DAYS, end: dt.date | None = None) ->
     print(f"\nwarehouse: {s.warehouse}")
     print(f"analytics copy (query it while the pipeline runs: make query): {s.analytics}")
     print(f"quarantine: {s.quarantine_dir}")
-    reports = sorted(
-        (s.data_dir / "reports").glob("*/report.html"), key=lambda p: p.stat().st_mtime
-    )
+    reports = sorted(s.reports_dir.glob("*/report.html"), key=lambda p: p.stat().st_mtime)
     for report in reports[-2:]:
         print(f"report: {report}  (CSV and Parquet exports beside it)")
     print(f"total time: {time.monotonic() - started:.0f} s")

@@ -50,6 +50,21 @@ class Settings:
     def quarantine_dir(self) -> Path:
         return self.data_dir / "quarantine"
 
+    @property
+    def reports_dir(self) -> Path:
+        """The published period reports: ``<period_type>-<start>/report.html`` + exports."""
+        return self.data_dir / "reports"
+
+    @property
+    def gx_docs_dir(self) -> Path:
+        """The Great Expectations Data Docs site (``index.html``)."""
+        return self.data_dir / "gx_docs"
+
+    @property
+    def gx_results_dir(self) -> Path:
+        """The validation results behind the Data Docs (JSON, one file per suite and run)."""
+        return self.data_dir / "gx" / "validations"
+
 
 def settings() -> Settings:
     """Read the settings now (never at import: the environment may change in tests)."""

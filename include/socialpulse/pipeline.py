@@ -329,7 +329,7 @@ def build_reports(period_types: tuple[str, ...] = ("week", "month")) -> dict[str
     out: dict[str, str] = {}
     for period_type in period_types:
         paths = build_report(
-            s.analytics, s.data_dir / "reports", period_type, quarantine_dir=s.quarantine_dir
+            s.analytics, s.reports_dir, period_type, quarantine_dir=s.quarantine_dir
         )
         out[period_type] = str(paths.html)
         log.info("report of the latest complete %s: %s", period_type, paths.html)

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from socialpulse.registry import DIMENSIONS, SEGMENTS
+from socialpulse.warehouse import dict_rows, has_table
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -180,27 +181,11 @@ def build_report(
 # --- reading the warehouse ----------------------------------------------------------------
 
 
-def _rows(
-    con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] = ()
-) -> list[dict[str, Any]]:
-    cur = con.execute(sql, list(params))
-    names = [d[0] for d in cur.description]
-    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
-
-
-def _has_table(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
-    found = con.execute(
-        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
-        [schema, table],
-    ).fetchone()
-    return bool(found and found[0])
-
-
 def resolve_period(
     con: duckdb.DuckDBPyConnection, period_type: str, period_start: dt.date | None
 ) -> Period:
     """The period asked for, or the latest complete one of ``period_type``."""
-    if not _has_table(con, "marts", "success_index"):
+    if not has_table(con, "marts", "success_index"):
         raise ReportError("the warehouse has no marts.success_index: build the models first")
     if period_start is None:
         found = con.execute(
@@ -210,7 +195,7 @@ def resolve_period(
         if found is None or found[0] is None:
             raise ReportError(f"no complete {period_type} in marts.success_index yet")
         period_start = found[0]
-    rows = _rows(
+    rows = dict_rows(
         con,
         "select min(period_end) as period_end, bool_and(is_complete) as is_complete "
         "from marts.success_index where period_type = ? and period_start = ?",
@@ -239,13 +224,13 @@ def load_data(
     con: duckdb.DuckDBPyConnection, period: Period, warehouse: Path, quarantine_dir: Path | None
 ) -> ReportData:
     key = [period.type, period.start]
-    success = _rows(
+    success = dict_rows(
         con,
         "select * from marts.success_index where period_type = ? and period_start = ? "
         "order by segment, segment_rank, company_name, company_id",
         key,
     )
-    benchmarks = _rows(
+    benchmarks = dict_rows(
         con,
         "select segment, metric, n, p25, median, p75 from marts.segment_benchmarks "
         "where period_type = ? and period_start = ? order by segment, metric",
@@ -276,7 +261,7 @@ def _dimension_medians(
     con: duckdb.DuckDBPyConnection, period: Period
 ) -> dict[str, dict[str, float | None]]:
     cols = ", ".join(f"median({d}_score) as {d}" for d in DIMENSIONS)  # allow-listed names
-    rows = _rows(
+    rows = dict_rows(
         con,
         f"select segment, {cols} from marts.success_index "
         "where period_type = ? and period_start = ? group by segment",
@@ -286,7 +271,7 @@ def _dimension_medians(
 
 
 def _weights(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, str], float]:
-    if not _has_table(con, "ref", "company_weights"):
+    if not has_table(con, "ref", "company_weights"):
         return {}
     rows = con.execute("select company_id, dimension, weight from ref.company_weights").fetchall()
     return {(c, d): w for c, d, w in rows}
@@ -308,14 +293,14 @@ def _trends(
     con: duckdb.DuckDBPyConnection, period: Period
 ) -> tuple[list[dt.date], dict[str, dict[dt.date, float | None]], dict[str, dict]]:
     params = [period.end, period.start, TREND_WEEKS]
-    rows = _rows(
+    rows = dict_rows(
         con,
         _TREND_WEEKS_SQL + "select s.company_id, s.segment, s.period_start, s.success_index "
         "from marts.success_index as s join weeks using (period_start) "
         "where s.period_type = 'week' order by s.period_start",
         params,
     )
-    medians = _rows(
+    medians = dict_rows(
         con,
         _TREND_WEEKS_SQL + "select s.segment, s.period_start, median(s.success_index) as m "
         "from marts.success_index as s join weeks using (period_start) "
@@ -336,7 +321,7 @@ def _coverage(con: duckdb.DuckDBPyConnection, period: Period) -> dict[str, Any]:
     """Companies with / without raw observations in the period; accounts per platform."""
     start = dt.datetime.combine(period.start, dt.time())
     end = dt.datetime.combine(period.end, dt.time())
-    companies = _rows(
+    companies = dict_rows(
         con,
         """
         with observed as (
@@ -352,7 +337,7 @@ def _coverage(con: duckdb.DuckDBPyConnection, period: Period) -> dict[str, Any]:
         """,
         [start, end, start, end, period.type, period.start],
     )
-    platforms = _rows(
+    platforms = dict_rows(
         con,
         """
         with registered as (
@@ -387,12 +372,12 @@ def _coverage(con: duckdb.DuckDBPyConnection, period: Period) -> dict[str, Any]:
 
 
 def _fetch_errors(con: duckdb.DuckDBPyConnection, period: Period) -> list[dict[str, Any]]:
-    if not _has_table(con, "ops", "fetch_errors"):
+    if not has_table(con, "ops", "fetch_errors"):
         return []
     names = "left join ref.companies as c using (company_id)"
-    if not _has_table(con, "ref", "companies"):
+    if not has_table(con, "ref", "companies"):
         names = "left join (select null::varchar as company_id, null::varchar as name) as c using (company_id)"
-    return _rows(
+    return dict_rows(
         con,
         "select e.recorded_at, e.severity, e.platform, e.company_id, c.name as company_name, "
         "e.handle, e.error, e.batch_id from ops.fetch_errors as e "

@@ -155,16 +155,6 @@ DOCS_SITE = "socialpulse"
 DOCS_INDEX_LIMIT = 200
 
 
-def docs_dir() -> Path:
-    """The GX Data Docs site (``index.html``), served by the socialpulse UI page."""
-    return settings().data_dir / "gx_docs"
-
-
-def results_dir() -> Path:
-    """Where the validation results behind the Data Docs are kept (JSON, one file per run)."""
-    return settings().data_dir / "gx" / "validations"
-
-
 def _context(docs: Path | None = None, results: Path | None = None) -> Any:
     """An ephemeral GX context: suites, data sources and definitions live in memory, only the
     validation results (unique file per suite and run) and the Data Docs site are files."""
@@ -217,13 +207,14 @@ def validate_batch(
 ) -> ValidationReport:
     """Validate every table of a batch; quarantine and raise :class:`BatchRejected` on failure.
 
-    Pass or fail, the results are added to the GX Data Docs site (:func:`docs_dir`).
+    Pass or fail, the results are added to the GX Data Docs site (``Settings.gx_docs_dir``).
     """
     import great_expectations as gx
     from great_expectations.core.run_identifier import RunIdentifier
 
     now = now or dt.datetime.now(dt.UTC)
-    docs, results = docs_dir(), results_dir()
+    config = settings()
+    docs, results = config.gx_docs_dir, config.gx_results_dir
     ctx = _context(docs, results)
     source = ctx.data_sources.add_pandas(name="socialpulse")
     # every raw suite, so that the site always holds a page for each (the index drops pages
@@ -261,7 +252,7 @@ def validate_batch(
                 continue
             report.success = False
             report.failures.append(_failure(schema, frame, r))
-    report.docs_dir = _build_docs(ctx, docs, stored, results, settings().gx_retention_days)
+    report.docs_dir = _build_docs(ctx, docs, stored, results, config.gx_retention_days)
     if not report.success:
         where = _quarantine(report, tables, quarantine_dir)
         raise BatchRejected(batch_id, report.failures, where, report.docs_dir)
