@@ -173,11 +173,10 @@ select
   count(*) as companies,
   count(s.success_index) as scored,
   median(s.success_index) as median_index,
-  arg_max(c.company_name, s.success_index) filter (where s.success_index is not null) as best_company,
+  arg_max(s.company_name, s.success_index) filter (where s.success_index is not null) as best_company,
   max(s.success_index) as best_index
 from marts.success_index as s
 join latest using (period_start)
-left join (select distinct company_id, company_name from marts.company_metrics) as c using (company_id)
 where s.period_type = ?
 group by all
 order by s.segment

@@ -27,6 +27,11 @@ def _int(name: str, default: int, minimum: int = 1) -> int:
     return value
 
 
+def safe_name(name: str) -> str:
+    """``name`` as one file or folder name: anything but letters, digits, ``-_.`` becomes ``_``."""
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
+
+
 def _path(name: str, default: Path) -> Path:
     raw = os.environ.get(name)
     return Path(raw).expanduser().resolve() if raw else default

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from socialpulse.config import PROJECT_ROOT
-from socialpulse.models import LAYERS, discover
+from socialpulse.models import LAYERS, discover, references
 from socialpulse.records import RAW_SCHEMAS
 from socialpulse.registry import REF_TABLES
 
@@ -78,8 +78,7 @@ def _number(value: float) -> str:
 
 def _sources(model: Model) -> list[str]:
     """The ``raw.`` and ``ref.`` relations a model reads, sorted."""
-    code = _NOT_CODE.sub(" ", model.sql)
-    return sorted({f"{m['schema'].lower()}.{m['name'].lower()}" for m in _SOURCE.finditer(code)})
+    return sorted(references(model.sql, ("raw", "ref")))
 
 
 def _constraint(column: Column) -> str:
@@ -162,6 +161,8 @@ def _raw_section(schema: RecordSchema, readers: dict[str, list[str]]) -> list[st
     if schema.not_after_observed:
         cols = ", ".join(f"`{c}`" for c in schema.not_after_observed)
         lines.append(f"- Must not lie after `observed_at`: {cols}")
+    for later, earlier in schema.not_before:
+        lines.append(f"- `{later}` must not lie before `{earlier}`")
     if schema.sticky:
         cols = ", ".join(f"`{c}`" for c in schema.sticky)
         lines.append(f"- Sticky (a known value survives a later observation that lacks it): {cols}")

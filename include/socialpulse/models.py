@@ -23,6 +23,7 @@ and uses regular expressions and YAML: no DuckDB import here at module level or 
 from __future__ import annotations
 
 import contextlib
+import functools
 import heapq
 import re
 from dataclasses import dataclass
@@ -47,10 +48,6 @@ _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
 _HEADER = re.compile(
     r"\A\s*/\*[ \t]*---[ \t]*\r?\n(?P<yaml>.*?)^[ \t]*---[ \t]*\*/(?P<body>.*)\Z",
     re.DOTALL | re.MULTILINE,
-)
-_REFERENCE = re.compile(
-    r"(?<![\w.\"])(?P<layer>" + "|".join(LAYERS) + r")\s*\.\s*(?P<name>[A-Za-z_][A-Za-z0-9_]*)",
-    re.IGNORECASE,
 )
 # What is not SQL code: string literals, quoted identifiers, line and block comments.
 _NOT_CODE = re.compile(r"'(?:[^']|'')*'|--[^\n]*|/\*.*?\*/", re.DOTALL)
@@ -86,10 +83,22 @@ class Model:
         return hash((self.layer, self.name, self.path))
 
 
-def references(sql: str) -> set[str]:
-    """Qualified model names (``layer.name``, lowercased) referenced in ``sql``."""
+@functools.cache
+def _reference_pattern(schemas: tuple[str, ...]) -> re.Pattern[str]:
+    return re.compile(
+        r"(?<![\w.\"])(?P<schema>"
+        + "|".join(schemas)
+        + r")\s*\.\s*(?P<name>[A-Za-z_][A-Za-z0-9_]*)",
+        re.IGNORECASE,
+    )
+
+
+def references(sql: str, schemas: tuple[str, ...] = LAYERS) -> set[str]:
+    """Qualified names (``schema.name``, lowercased) in ``sql``'s code (not in its comments
+    or strings) whose schema is one of ``schemas``: by default the model layers."""
     code = _NOT_CODE.sub(" ", sql)
-    return {f"{m['layer'].lower()}.{m['name'].lower()}" for m in _REFERENCE.finditer(code)}
+    pattern = _reference_pattern(tuple(schemas))
+    return {f"{m['schema'].lower()}.{m['name'].lower()}" for m in pattern.finditer(code)}
 
 
 def parse_model(path: Path, layer: str) -> Model:
@@ -123,8 +132,8 @@ def parse_model(path: Path, layer: str) -> Model:
         raise ModelError(
             f"{path}: header 'materialization' must be 'view' or 'table', got {materialization!r}"
         )
-    deps = references(sql) - {f"{layer}.{name}"}
-    if f"{layer}.{name}" in references(sql):
+    refs = references(sql)
+    if f"{layer}.{name}" in refs:
         raise ModelError(f"{path}: model {layer}.{name} references itself (cycle)")
     return Model(
         name=name,
@@ -133,7 +142,7 @@ def parse_model(path: Path, layer: str) -> Model:
         sql=sql,
         description=header["description"],
         columns=header["columns"],
-        depends_on=tuple(sorted(deps)),
+        depends_on=tuple(sorted(refs)),
         materialization=materialization,
     )
 

@@ -16,7 +16,7 @@ import logging
 import shutil
 from typing import TYPE_CHECKING, Any
 
-from socialpulse.config import settings
+from socialpulse.config import safe_name, settings
 from socialpulse.platforms import RESOLVES_PROBES
 from socialpulse.platforms.base import AccountRef, FetchResult, FetchWindow, PlatformContext
 from socialpulse.registry import Probe, Registry, load_registry
@@ -159,7 +159,7 @@ def fetch_batch(
         platform = get_platform(batch["platform"], context)
         accounts = [AccountRef.from_dict(a) for a in batch["accounts"]]
         result = platform.fetch(accounts, window)
-    folder = settings().staging_dir / _safe(run_id) / bid
+    folder = settings().staging_dir / safe_name(run_id) / bid
     folder.mkdir(parents=True, exist_ok=True)
     paths: dict[str, str] = {}
     rows: dict[str, int] = {}
@@ -300,11 +300,7 @@ def build_model(qualified: str, warehouse: str | None = None) -> int | None:
 
 
 def cleanup_staging(run_id: str) -> None:
-    shutil.rmtree(settings().staging_dir / _safe(run_id), ignore_errors=True)
-
-
-def _safe(name: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
+    shutil.rmtree(settings().staging_dir / safe_name(run_id), ignore_errors=True)
 
 
 def publish_analytics(warehouse: str | None = None) -> str:

@@ -57,6 +57,8 @@ class RecordSchema:
     key: tuple[str, ...]
     #: timestamp columns that must not lie in the future of the batch's observation time
     not_after_observed: tuple[str, ...] = field(default=())
+    #: (column, earlier column): where both are known, the first must not lie before the second
+    not_before: tuple[tuple[str, str], ...] = field(default=())
     #: columns whose known value survives a later observation that lacks it (an answer,
     #: once seen, stays seen even if the question is deleted afterwards)
     sticky: tuple[str, ...] = field(default=())
@@ -64,12 +66,6 @@ class RecordSchema:
     @property
     def names(self) -> list[str]:
         return [c.name for c in self.columns]
-
-    def column(self, name: str) -> Column:
-        for c in self.columns:
-            if c.name == name:
-                return c
-        raise KeyError(f"{self.table} has no column {name!r}")
 
     @property
     def qualified(self) -> str:
@@ -188,6 +184,7 @@ PROBES = RecordSchema(
     ),
     key=("probe_id",),
     not_after_observed=("sent_at", "answered_at"),
+    not_before=(("answered_at", "sent_at"),),
     sticky=("answered_at", "answer_ref", "quality"),
 )
 

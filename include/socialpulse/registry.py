@@ -23,7 +23,13 @@ from pydantic import (
     model_validator,
 )
 
-from socialpulse.records import MANUAL_METRICS, PERIOD_TYPES, PLATFORMS, PROBE_CHANNELS
+from socialpulse.records import (
+    MANUAL_METRICS,
+    PERIOD_TYPES,
+    PLATFORMS,
+    PROBE_CHANNELS,
+    utc_naive,
+)
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -139,7 +145,7 @@ class Probe(_Strict):
 
     @model_validator(mode="after")
     def _order(self) -> Probe:
-        if self.answered_at is not None and _naive(self.answered_at) < _naive(self.sent_at):
+        if self.answered_at is not None and utc_naive(self.answered_at) < utc_naive(self.sent_at):
             raise ValueError("answered_at lies before sent_at")
         return self
 
@@ -178,12 +184,6 @@ class Registry(_Strict):
 
     def platforms(self) -> list[str]:
         return sorted({a.platform for c in self.companies for a in c.accounts})
-
-
-def _naive(value: dt.datetime) -> dt.datetime:
-    if value.tzinfo is not None:
-        return value.astimezone(dt.UTC).replace(tzinfo=None)
-    return value
 
 
 def load_registry(path: str | Path) -> Registry:

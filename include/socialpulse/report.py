@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from socialpulse.records import PERIOD_TYPES
 from socialpulse.registry import DIMENSIONS, SEGMENTS
 from socialpulse.warehouse import dict_rows, has_table
 
@@ -32,7 +33,6 @@ if TYPE_CHECKING:
 
     import duckdb
 
-PERIOD_TYPES = ("week", "month")
 #: the marts exported per period, with the order of their rows (identifiers: an allow-list)
 MART_ORDER = {
     "company_metrics": "segment, company_id",

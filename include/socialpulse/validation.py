@@ -25,7 +25,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from socialpulse.config import settings
+from socialpulse.config import safe_name, settings
 from socialpulse.records import EARLIEST_TIMESTAMP, RAW_SCHEMAS, RecordSchema
 
 if TYPE_CHECKING:
@@ -124,20 +124,12 @@ def expectations_for(schema: RecordSchema, now: dt.datetime) -> list[Any]:
                     column=c.name, min_value=EARLIEST_TIMESTAMP, max_value=latest
                 )
             )
-    for col in schema.not_after_observed:
+    ordered = [("observed_at", col) for col in schema.not_after_observed]
+    for later, earlier in [*ordered, *schema.not_before]:
         out.append(
             E.ExpectColumnPairValuesAToBeGreaterThanB(
-                column_A="observed_at",
-                column_B=col,
-                or_equal=True,
-                ignore_row_if="either_value_is_missing",
-            )
-        )
-    if schema.table == "probes":
-        out.append(
-            E.ExpectColumnPairValuesAToBeGreaterThanB(
-                column_A="answered_at",
-                column_B="sent_at",
+                column_A=later,
+                column_B=earlier,
                 or_equal=True,
                 ignore_row_if="either_value_is_missing",
             )
@@ -226,7 +218,7 @@ def validate_batch(
             suite.add_expectation(exp)
         suites[table] = suite
     # the run: one per call; its name is the batch, its time makes every result file unique
-    run_id = RunIdentifier(run_name=_safe(batch_id), run_time=dt.datetime.now(dt.UTC))
+    run_id = RunIdentifier(run_name=safe_name(batch_id), run_time=dt.datetime.now(dt.UTC))
     report = ValidationReport(batch_id, True, {}, [], {})
     stored: list[Any] = []
     for table, data in tables.items():
@@ -364,7 +356,7 @@ def _quarantine(
 ) -> Path:
     import pyarrow.parquet as pq
 
-    where = (root or settings().quarantine_dir) / _safe(report.batch_id)
+    where = (root or settings().quarantine_dir) / safe_name(report.batch_id)
     where.mkdir(parents=True, exist_ok=True)
     for table, data in tables.items():
         pq.write_table(data, where / f"{table}.parquet")
@@ -377,7 +369,3 @@ def _quarantine(
     (where / "validation_result.json").write_text(json.dumps(summary, indent=2, default=str))
     log.error("quarantined batch %s to %s", report.batch_id, where)
     return where
-
-
-def _safe(name: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
