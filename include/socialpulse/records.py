@@ -217,14 +217,20 @@ _ARROW_TYPES = {
 }
 
 
+def arrow_type(sql_type: str) -> pa.DataType:
+    """The Arrow type of a DuckDB column type used in the raw and reference tables."""
+    import pyarrow as pa
+
+    name = _ARROW_TYPES[sql_type]
+    return pa.timestamp("us") if name == "timestamp_us" else getattr(pa, name)()
+
+
 def arrow_schema(schema: RecordSchema) -> pa.Schema:
     import pyarrow as pa
 
-    def typ(c: Column) -> pa.DataType:
-        name = _ARROW_TYPES[c.type]
-        return pa.timestamp("us") if name == "timestamp_us" else getattr(pa, name)()
-
-    return pa.schema([pa.field(c.name, typ(c), nullable=c.nullable) for c in schema.columns])
+    return pa.schema(
+        [pa.field(c.name, arrow_type(c.type), nullable=c.nullable) for c in schema.columns]
+    )
 
 
 def utc_naive(value: Any) -> Any:

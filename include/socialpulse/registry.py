@@ -28,6 +28,7 @@ from socialpulse.records import (
     PERIOD_TYPES,
     PLATFORMS,
     PROBE_CHANNELS,
+    arrow_type,
     utc_naive,
 )
 
@@ -338,14 +339,8 @@ def reference_tables(registry: Registry) -> dict[str, pa.Table]:
             rows["company_targets"].append(
                 {"company_id": c.id, "metric": t.metric, "op": t.op, "target": t.value}
             )
-    types = {
-        "VARCHAR": pa.string(),
-        "BIGINT": pa.int64(),
-        "DOUBLE": pa.float64(),
-        "BOOLEAN": pa.bool_(),
-    }
     out = {}
     for table, cols in REF_TABLES.items():
-        schema = pa.schema([(n, types[t]) for n, t in cols.items()])
+        schema = pa.schema([(n, arrow_type(t)) for n, t in cols.items()])
         out[table] = pa.Table.from_pylist(rows[table], schema=schema)
     return out
