@@ -36,6 +36,23 @@ def test_discovery_order_respects_dependencies(all_models):
     assert [m.qualified for m in models.discover()] == [m.qualified for m in all_models]
 
 
+def test_discovery_order_is_layer_then_name_among_ready_models(tmp_path):
+    # ready first: stg_b, stg_z (by name), then int_a (next layer); stg_a waits for stg_z;
+    # m_a waits for stg_a
+    write_model(tmp_path, "staging", "stg_a", "select x from staging.stg_z")
+    write_model(tmp_path, "staging", "stg_b", "select 1 as x")
+    write_model(tmp_path, "staging", "stg_z", "select 1 as x")
+    write_model(tmp_path, "intermediate", "int_a", "select 1 as x")
+    write_model(tmp_path, "marts", "m_a", "select x from staging.stg_a")
+    assert [m.qualified for m in models.discover(tmp_path)] == [
+        "staging.stg_b",
+        "staging.stg_z",
+        "staging.stg_a",
+        "intermediate.int_a",
+        "marts.m_a",
+    ]
+
+
 def test_model_attributes(all_models):
     by_name = {m.qualified: m for m in all_models}
     stg = by_name["staging.stg_account_snapshots"]

@@ -136,6 +136,35 @@ def test_null_value_never_scored(score):
     assert [score(c, "follower_growth_weekly", W1) for c in "abc"] == [None, None, None]
 
 
+def test_null_values_are_neither_ranked_nor_scored(tmp_path, all_models):
+    """4 craft companies, followers 100, 200, 300 and null: the null is not a peer.
+
+    n = 3 -> 100 x (rank - 1) / 2 = 0, 50, 100; d unscored. (With the null ranked in, the
+    others would score 0, 33.3, 66.7; with it scored, d would get a number.)
+    """
+    from socialpulse import models
+    from socialpulse.registry import METRICS
+    from socialpulse.warehouse import connect
+
+    others = ", ".join(f"null::double as {m}" for m in (*METRICS[1:], "interactions"))
+    by_name = {m.qualified: m for m in all_models}
+    with connect(tmp_path / "w.duckdb") as con:
+        con.execute(
+            "create table intermediate.int_company_metrics_computed as select company_id, "
+            "'craft' as segment, 'week' as period_type, date '2024-01-08' as period_start, "
+            "date '2024-01-15' as period_end, true as is_complete, "
+            f"followers::bigint as followers, {others} from (values ('a', 100), ('b', 200), "
+            "('c', 300), ('d', null)) as t (company_id, followers)"
+        )
+        for name in ("intermediate.int_metrics_defined", "intermediate.int_metric_scores"):
+            models.build_model(con, by_name[name])
+        got = con.execute(
+            "select company_id, peers_with_value, metric_score from "
+            "intermediate.int_metric_scores where metric = 'followers' order by 1"
+        ).fetchall()
+    assert got == [("a", 3, 0), ("b", 3, 50), ("c", 3, 100), ("d", 3, None)]
+
+
 def test_dimension_scores(index):
     a = index("a")
     assert a["reach_score"] == 0
@@ -201,6 +230,9 @@ def test_goal_attainment_null_when_nothing_evaluable(index):
     # b has no targets at all
     b = index("b")
     assert (b["targets_met"], b["targets_evaluated"], b["goal_attainment"]) == (0, 0, None)
+    # week 3: c's probe hours 3 (q9: sent 01-16 00:00, answered 03:00) < 5 -> met
+    c3 = index("c", W3)
+    assert (c3["targets_met"], c3["targets_evaluated"], c3["goal_attainment"]) == (1, 1, 1.0)
 
 
 def test_month_scores(index):

@@ -56,8 +56,6 @@ spine as (
         period_type,
         period_start,
         period_end,
-        start_at,
-        end_at,
         days_in_period,
         is_complete
     from intermediate.int_company_periods_joined

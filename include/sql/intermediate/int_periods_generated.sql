@@ -65,7 +65,7 @@ last_snapshot as (
 bounds as (
     select
         last_snapshot.last_snapshot_at,
-        least(first_activity.first_at, last_snapshot.last_snapshot_at) as first_at
+        first_activity.first_at  -- activity includes the snapshots: never after the last
     from first_activity
     cross join last_snapshot
     where last_snapshot.last_snapshot_at is not null

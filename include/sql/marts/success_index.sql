@@ -81,11 +81,9 @@ indexed as (
         max(dimension_score) filter (where dimension = 'efficiency') as efficiency_score,
         max(dimension_score) filter (where dimension = 'findability') as findability_score,
         max(dimension_score) filter (where dimension = 'image') as image_score,
+        -- scored dimensions only; weight-0 dimensions add nothing, all-0 weights give null
         sum(weight * dimension_score)
-        filter (where dimension_score is not null and weight > 0)
-        / nullif(
-            sum(weight) filter (where dimension_score is not null and weight > 0), 0
-        ) as success_index
+        / nullif(sum(weight) filter (where dimension_score is not null), 0) as success_index
     from dimension_scores
     group by company_id, period_type, period_start
 ),

@@ -1,7 +1,7 @@
 /* ---
 description: >
   Values measured by hand (survey, search checks), one row per company, metric, period_type
-  and period_start, from the latest observation. A date that is both a Monday and the 1st
+  and period_start (the loader replaces a value by key: the latest observation). A date that is both a Monday and the 1st
   of a month can carry a week value and a month value; period_type keeps them apart.
 columns:
   company_id: Registry id of the company.
@@ -24,7 +24,7 @@ source as (
     from raw.manual_metrics
 ),
 
-latest as (
+renamed as (
     select
         company_id::varchar as company_id,
         metric::varchar as metric,
@@ -33,10 +33,6 @@ latest as (
         value::double as metric_value,
         observed_at::timestamp as observed_at
     from source
-    qualify row_number() over (
-        partition by company_id, metric, period_type, period_start
-        order by observed_at desc
-    ) = 1
 )
 
-select * from latest
+select * from renamed

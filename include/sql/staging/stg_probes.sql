@@ -1,7 +1,7 @@
 /* ---
 description: >
-  The field study, one row per inquiry sent to a company (probe_id), from its latest
-  observation.
+  The field study, one row per inquiry sent to a company (probe_id): the raw table holds
+  its latest observation (the loader replaces a probe's row by key).
 columns:
   probe_id: Unique id of the inquiry.
   company_id: Registry id of the company the inquiry was sent to.
@@ -31,7 +31,7 @@ source as (
     from raw.probes
 ),
 
-latest as (
+renamed as (
     select
         probe_id::varchar as probe_id,
         company_id::varchar as company_id,
@@ -44,10 +44,6 @@ latest as (
         quality::bigint as quality,
         observed_at::timestamp as observed_at
     from source
-    qualify row_number() over (
-        partition by probe_id
-        order by observed_at desc
-    ) = 1
 )
 
-select * from latest
+select * from renamed
