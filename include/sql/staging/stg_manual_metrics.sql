@@ -1,8 +1,9 @@
 /* ---
 description: >
   Values measured by hand (survey, search checks), one row per company, metric, period_type
-  and period_start (the loader replaces a value by key: the latest observation). A date that is both a Monday and the 1st
-  of a month can carry a week value and a month value; period_type keeps them apart.
+  and period_start (the loader replaces a value by key: the latest observation). A date
+  that is both a Monday and the 1st of a month can carry a week value and a month value;
+  period_type keeps them apart.
 columns:
   company_id: Registry id of the company.
   metric: findability or image.
