@@ -8,10 +8,14 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from socialpulse.cli import airflow_env
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="socialpulse-tests-"))
 # this repo's dags/ and plugins/, a SQLite metadata DB of the session's own, no examples
@@ -22,6 +26,19 @@ os.environ.pop("SOCIALPULSE_WAREHOUSE", None)
 
 FIXTURES = Path(__file__).parent / "fixtures"
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def query(path: Path, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+    """The rows of ``sql`` on the DuckDB file at ``path`` (opened read-only), as dicts."""
+    from socialpulse.warehouse import connect, dict_rows
+
+    with connect(path, read_only=True) as con:
+        return dict_rows(con, sql, params)
+
+
+def dag_state(obj: Any) -> str:
+    """The state of a DAG run or task instance as a plain string."""
+    return str(getattr(obj.state, "value", obj.state))
 
 
 @pytest.fixture

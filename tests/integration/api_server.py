@@ -106,7 +106,9 @@ def _build_data(data: Path) -> dict[str, Any]:
                 [latest],
             ).fetchall()
         )
-    assert isinstance(latest, dt.date) and medians
+    # SAMPLE_END is Monday 2026-06-01 00:00, the last snapshot: the week from 05-25 is the
+    # latest complete one
+    assert latest == dt.date(2026, 5, 25) and medians
 
     batch = data / "quarantine" / "bad-batch"
     batch.mkdir(parents=True)

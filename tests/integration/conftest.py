@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from socialpulse.cli import airflow_env
+from tests.conftest import FIXTURES
 from tests.integration.api_server import Server, start_api_server
 
 if TYPE_CHECKING:
@@ -44,3 +46,15 @@ def dags(airflow_db):
 def api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """One real ``airflow api-server`` with the plugin and fixture data, logged in as admin."""
     yield from start_api_server(tmp_path_factory.mktemp("api-server"))
+
+
+@pytest.fixture
+def small_registry(tmp_path, monkeypatch):
+    """A copy of tests/fixtures/registry (small.yaml: 3 craft + 3 corporations) as the
+    registry, and a fresh data folder of the test's own."""
+    reg = tmp_path / "registry"
+    shutil.copytree(FIXTURES / "registry", reg)
+    monkeypatch.setenv("SOCIALPULSE_COMPANIES", str(reg / "small.yaml"))
+    monkeypatch.setenv("SOCIALPULSE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("SOCIALPULSE_WAREHOUSE", raising=False)
+    return reg

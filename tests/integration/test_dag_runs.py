@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-import shutil
+import json
 
-import duckdb
 import pytest
 
-from tests.conftest import FIXTURES, PROJECT_ROOT
+from socialpulse.warehouse import connect, table_counts
+from tests.conftest import PROJECT_ROOT, query
+from tests.conftest import dag_state as state
 
 pytestmark = pytest.mark.integration
 
@@ -18,30 +19,9 @@ LOGICAL = dt.datetime(2026, 2, 1, 0, 0, 1, tzinfo=dt.UTC)
 BACKFILL = {"backfill_days": 28}
 
 
-def state(dagrun) -> str:
-    return str(getattr(dagrun.state, "value", dagrun.state))
-
-
 def raw_counts(path):
-    con = duckdb.connect(str(path), read_only=True)
-    try:
-        tables = [
-            r[0]
-            for r in con.execute(
-                "select table_name from information_schema.tables where table_schema='raw' order by 1"
-            ).fetchall()
-        ]
-        return {t: con.execute(f"select count(*) from raw.{t}").fetchone()[0] for t in tables}
-    finally:
-        con.close()
-
-
-def query(path, sql, params=None):
-    con = duckdb.connect(str(path), read_only=True)
-    try:
-        return con.execute(sql, params or []).fetchall()
-    finally:
-        con.close()
+    with connect(path, read_only=True) as con:
+        return table_counts(con)
 
 
 def readme_queries() -> list[str]:
@@ -52,16 +32,6 @@ def readme_queries() -> list[str]:
     queries = [q.strip() for q in block.split(";") if q.strip()]
     assert len(queries) == 3
     return queries
-
-
-@pytest.fixture
-def small_registry(tmp_path, monkeypatch):
-    reg = tmp_path / "registry"
-    shutil.copytree(FIXTURES / "registry", reg)
-    monkeypatch.setenv("SOCIALPULSE_COMPANIES", str(reg / "small.yaml"))
-    monkeypatch.setenv("SOCIALPULSE_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.delenv("SOCIALPULSE_WAREHOUSE", raising=False)
-    return reg
 
 
 def test_ingest_then_models_fill_the_marts_and_reruns_are_idempotent(
@@ -79,14 +49,15 @@ def test_ingest_then_models_fill_the_marts_and_reruns_are_idempotent(
 
     assert state(dags["socialpulse_models"].test()) == "success"
     segments = query(warehouse, "select distinct segment from marts.success_index order by 1")
-    assert segments == [("corporation",), ("craft",)]
+    assert segments == [{"segment": "corporation"}, {"segment": "craft"}]
     # every company x every period has a row; complete weeks have an index for 3-company segments
-    n = query(
+    [row] = query(
         warehouse,
         """
-        select count(*) from marts.success_index
+        select count(*) as n from marts.success_index
         where period_type = 'week' and is_complete and success_index is not null""",
-    )[0][0]
+    )
+    n = row["n"]
     assert n > 0
     # the hand-entered inputs reach the marts: findability of Bäckerei Korn in January is 70
     assert query(
@@ -95,14 +66,14 @@ def test_ingest_then_models_fill_the_marts_and_reruns_are_idempotent(
         select findability from marts.company_metrics
         where company_id = 'baeckerei-korn' and period_type = 'month' and period_start = date '2026-01-01'
     """,
-    ) == [(70.0,)]
+    ) == [{"findability": 70.0}]
     assert query(
         warehouse, "select answered_at from raw.probes where probe_id = 'mail-korn-1'"
-    ) == [(dt.datetime(2026, 1, 5, 11, 30),)]
+    ) == [{"answered_at": dt.datetime(2026, 1, 5, 11, 30)}]
     # segment benchmarks are published (3 companies per segment)
-    assert (
-        query(warehouse, "select count(distinct segment) from marts.segment_benchmarks")[0][0] == 2
-    )
+    assert query(
+        warehouse, "select count(distinct segment) as n from marts.segment_benchmarks"
+    ) == [{"n": 2}]
     # the models run published the analytics copy and the report of the latest complete
     # ISO week: the last observation is 2026-02-01 00:00, before the end of the week from
     # 2026-01-26 (2026-02-02), so that week is still running and 2026-01-19 is the latest
@@ -157,12 +128,16 @@ def test_a_bad_batch_is_quarantined_while_the_other_platform_loads(
     counts = raw_counts(warehouse)
     assert counts["account_snapshots"] == 6 * 3  # the sample accounts loaded
     assert query(
-        warehouse, "select count(*) from raw.post_observations where platform = 'mastodon'"
-    ) == [(0,)]
+        warehouse, "select count(*) as n from raw.post_observations where platform = 'mastodon'"
+    ) == [{"n": 0}]
     quarantined = list((tmp_path / "data" / "quarantine").glob("mastodon-*"))
     assert len(quarantined) == 1
     assert (quarantined[0] / "post_observations.parquet").exists()
-    assert "likes" in (quarantined[0] / "validation_result.json").read_text()
+    # one mastodon account, one post (fakes.NegativeLikesPlatform) with likes = -3
+    saved = json.loads((quarantined[0] / "validation_result.json").read_text())
+    [likes] = [f for f in saved["failures"] if "column='likes'" in f]
+    assert likes.startswith("raw.post_observations: expect_column_values_to_be_between(")
+    assert "failed on 1 row(s)" in likes
 
 
 def test_a_malformed_registry_fails_the_run_before_any_fetch_without_retrying(
@@ -180,3 +155,4 @@ def test_a_malformed_registry_fails_the_run_before_any_fetch_without_retrying(
     fetches = [ti for ti in dagrun.get_task_instances() if ti.task_id == "batch.fetch"]
     assert all(state(ti) != "success" for ti in fetches)
     assert not (tmp_path / "data" / "warehouse.duckdb").exists()
+    assert not (tmp_path / "data" / "state").exists()  # fetch_batch never started

@@ -60,7 +60,11 @@ def test_status_json_holds_the_segment_medians(server: Server) -> None:
     assert got.keys() == server.expected["medians"].keys()
     for segment, median in server.expected["medians"].items():
         assert got[segment] == pytest.approx(median)
-    assert all(s["companies"] >= 1 for s in index["segments"])
+    # include/companies/sample.yaml: 20 craft businesses, 20 corporations
+    assert {s["segment"]: s["companies"] for s in index["segments"]} == {
+        "craft": 20,
+        "corporation": 20,
+    }
 
     errors = status["fetch_errors"]
     assert (errors["errors"], errors["warnings"]) == (1, 1)

@@ -9,9 +9,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-import duckdb
 import pytest
 
+from tests.conftest import dag_state as state
+from tests.conftest import query
 from tests.e2e_scenario import EXPECTED, exchanges, write_registry
 from tests.replay import ReplayServer
 
@@ -22,20 +23,6 @@ WEEK = dt.datetime(2026, 11, 9, tzinfo=dt.UTC)  # a Monday: ISO week 2026-W46
 # replay 14 days before its end, the real platforms observe what they serve now
 LOGICAL = dt.datetime(2026, 11, 16, 0, 0, 1, tzinfo=dt.UTC)
 CONF = {"backfill_days": 14}
-
-
-def state(obj) -> str:
-    return str(getattr(obj.state, "value", obj.state))
-
-
-def query(path, sql, params=None):
-    con = duckdb.connect(str(path), read_only=True)
-    try:
-        cur = con.execute(sql, params or [])
-        names = [d[0] for d in cur.description]
-        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
-    finally:
-        con.close()
 
 
 @pytest.fixture

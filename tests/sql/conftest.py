@@ -40,7 +40,7 @@ import pytest
 from socialpulse import models
 from socialpulse.records import RAW_SCHEMAS, to_arrow
 from socialpulse.registry import DIMENSIONS, REF_TABLES
-from socialpulse.warehouse import connect, load_batch, replace_reference_tables
+from socialpulse.warehouse import connect, dict_rows, load_batch, replace_reference_tables
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -356,19 +356,13 @@ def con(fixture_warehouse: Path) -> Iterator[duckdb.DuckDBPyConnection]:
         yield connection
 
 
-def fetch(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> list[dict]:
-    cur = con.execute(sql, params or [])
-    names = [d[0] for d in cur.description]
-    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
-
-
 @pytest.fixture(scope="session")
 def rows(con: duckdb.DuckDBPyConnection) -> Callable[..., list[dict]]:
     """``rows(relation, col=value, ...)``: the matching rows of a built relation, as dicts."""
 
     def _rows(relation: str, **where: Any) -> list[dict]:
         clause = " and ".join(f"{k} = ?" for k in where) or "true"
-        return fetch(con, f"select * from {relation} where {clause}", list(where.values()))
+        return dict_rows(con, f"select * from {relation} where {clause}", list(where.values()))
 
     return _rows
 

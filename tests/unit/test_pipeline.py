@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import pytest
 
@@ -54,26 +55,35 @@ def test_backfill_widens_the_window_to_days_before_its_end():
     )
 
 
-def run_batches(w, run_id="run-1", companies=SMALL):
+def run_batches(w, run_id="run-1", companies=SMALL, staged_paths=None):
     loaded = []
     for batch in pipeline.plan_batches(str(companies)):
         staged = pipeline.fetch_batch(batch, w, run_id, companies=str(companies))
+        if staged_paths is not None:
+            staged_paths += [Path(p) for p in staged["paths"].values()]
         loaded.append(pipeline.load_staged(pipeline.validate_staged(staged)))
     return loaded
 
 
 def test_fetch_validate_load_is_idempotent_per_interval(data_dir):
     pipeline.sync_registry(str(SMALL))
-    loaded = run_batches(window(2))
+    staged: list[Path] = []
+    loaded = run_batches(window(2), staged_paths=staged)
     with connect() as con:
         first = table_counts(con)
         refs = table_counts(con, "ref")
+        mail = con.execute(
+            "select probe_id from raw.probes where probe_id like 'mail-%' order by 1"
+        ).fetchall()
     assert first["account_snapshots"] == 6 * 2  # six accounts, two daily observations
-    assert first["probes"] >= 2 and first["manual_metrics"] == 2
+    assert mail == [("mail-korn-1",), ("mail-nordbank-1",)]  # the registry's probes CSV
+    assert first["manual_metrics"] == 2
+    # 6 companies x 9 dimensions; korn's 2 targets
     assert refs == {"accounts": 6, "companies": 6, "company_targets": 2, "company_weights": 54}
     assert pipeline.check_loads(loaded)["fetch_errors"] == 0
-    # staging is removed after a load
-    assert not any((data_dir / "staging" / "run-1").rglob("*.parquet"))
+    # staged in the run's folder, and removed after the load
+    assert staged and all(p.is_relative_to(data_dir / "staging" / "run-1") for p in staged)
+    assert not any(p.exists() for p in staged)
 
     run_batches(window(2), run_id="run-2")
     with connect() as con:

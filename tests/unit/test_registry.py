@@ -79,7 +79,7 @@ def test_fixture_registry_reads_its_csv_files():
 def test_bundled_sample_registry_is_valid():
     reg = load_registry(PROJECT_ROOT / "include" / "companies" / "sample.yaml")
     segments = [c.segment for c in reg.companies]
-    assert len(reg.companies) >= 40
+    assert len(reg.companies) == 40
     assert segments.count("craft") == segments.count("corporation")
 
 
@@ -145,6 +145,11 @@ def test_two_accounts_on_one_platform(tmp_path):
         load_registry(write(tmp_path, text))
 
 
+PROBES_HEADER = (
+    "probe_id,company_id,platform,channel,sent_at,question_ref,answered_at,answer_ref,quality\n"
+)
+
+
 @pytest.mark.parametrize(
     ("row", "expected"),
     [
@@ -162,10 +167,7 @@ def test_two_accounts_on_one_platform(tmp_path):
     ],
 )
 def test_malformed_probe_rows_name_file_row_and_field(tmp_path, row, expected):
-    header = (
-        "probe_id,company_id,platform,channel,sent_at,question_ref,answered_at,answer_ref,quality\n"
-    )
-    (tmp_path / "probes.csv").write_text(header + row + "\n")
+    (tmp_path / "probes.csv").write_text(PROBES_HEADER + row + "\n")
     path = write(tmp_path, "probes_file: probes.csv\n" + GOOD)
     with pytest.raises(RegistryError, match=expected) as err:
         load_registry(path)
@@ -173,11 +175,8 @@ def test_malformed_probe_rows_name_file_row_and_field(tmp_path, row, expected):
 
 
 def test_duplicate_probe_id(tmp_path):
-    header = (
-        "probe_id,company_id,platform,channel,sent_at,question_ref,answered_at,answer_ref,quality\n"
-    )
     row = "p1,nordbank,,email,2026-01-05T09:00:00Z,,,,\n"
-    (tmp_path / "probes.csv").write_text(header + row + row)
+    (tmp_path / "probes.csv").write_text(PROBES_HEADER + row + row)
     with pytest.raises(RegistryError, match=r"row 3 .*duplicate 'p1'"):
         load_registry(write(tmp_path, "probes_file: probes.csv\n" + GOOD))
 

@@ -12,7 +12,7 @@ import datetime as dt
 import json
 import statistics
 from html.parser import HTMLParser
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import duckdb
 import pyarrow as pa
@@ -34,6 +34,7 @@ from socialpulse.report import (
     fmt_score,
 )
 from socialpulse.warehouse import connect, load_batch, replace_reference_tables
+from tests.conftest import query
 from tests.sql.conftest import raw_tables, ref_tables
 
 if TYPE_CHECKING:
@@ -112,16 +113,6 @@ def report(
 @pytest.fixture(scope="module")
 def page(report: ReportPaths) -> Page:
     return Page(report.html.read_text(encoding="utf-8"))
-
-
-def query(warehouse: Path, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
-    con = duckdb.connect(str(warehouse), read_only=True)
-    try:
-        cur = con.execute(sql, params or [])
-        names = [d[0] for d in cur.description]
-        return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
-    finally:
-        con.close()
 
 
 # --- a small HTML reader ------------------------------------------------------------------
@@ -338,8 +329,9 @@ def test_coverage_counts_observations_in_the_period(page: Page) -> None:
     # every company has a snapshot in week 2 (x's only one, on 01-10)
     assert page.by_id("companies-with-data").text == "5"
     assert page.by_id("companies-total").text == "5"
-    mastodon = {c: page.one(c, tag="td", platform="mastodon").text for c in ("accounts-observed",)}
-    assert mastodon == {"accounts-observed": "5"}
+    # Mastodon accounts a-m, b-m, c-m, x-m, y-m: all five registered and observed
+    assert page.one("accounts-registered", tag="td", platform="mastodon").text == "5"
+    assert page.one("accounts-observed", tag="td", platform="mastodon").text == "5"
     assert page.one("accounts-registered", tag="td", platform="bluesky").text == "2"
     assert page.one("accounts-observed", tag="td", platform="bluesky").text == "2"
     assert page.one("snapshots", tag="td", platform="mastodon").text == "5"
@@ -442,11 +434,9 @@ def test_company_name_survives_csv(report: ReportPaths) -> None:
 
 
 def test_default_period_is_latest_complete_week(warehouse: Path, tmp_path: Path) -> None:
-    latest = query(
-        warehouse,
-        "select max(period_start) as p from marts.success_index "
-        "where period_type = 'week' and is_complete",
-    )[0]["p"]
+    # the last snapshot is 2024-02-05 12:00: the week from 2024-01-29 ended 02-05 00:00
+    # (complete), the week from 02-05 is still running
+    latest = dt.date(2024, 1, 29)
     paths = build_report(warehouse, tmp_path)
     assert paths.html.parent.name == f"week-{latest}"
     page = Page(paths.html.read_text(encoding="utf-8"))
@@ -463,11 +453,13 @@ def test_month_report(warehouse: Path, tmp_path: Path) -> None:
         "select company_id, success_index from marts.success_index "
         "where period_type = 'month' and period_start = '2024-01-01'",
     )
+    assert len(rows) == 5  # the five companies
     for r in rows:
         cell = page.one("success-index", tag="td", company=r["company_id"])
         assert cell.text == fmt_score(r["success_index"])
-    # January's weeks up to 2024-01-29: at most eight
-    assert 1 <= len(page.find("trend-row", tag="tr")) <= 8
+    # the trend of a month: its ISO weeks, the Mondays 2024-01-01 to 2024-01-29
+    weeks = [e.attrs["data-week"] for e in page.find("trend-row", tag="tr")]
+    assert weeks == ["2024-01-01", "2024-01-08", "2024-01-15", "2024-01-22", "2024-01-29"]
 
 
 def test_period_without_data_raises(warehouse: Path, tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 
 import pytest
 
@@ -282,7 +283,8 @@ def test_each_expectation_rejects_a_bad_batch(tmp_path, table, mutate, expectati
     q = tmp_path / "bad-batch"
     assert (q / f"{table}.parquet").exists()
     saved = json.loads((q / "validation_result.json").read_text())
-    assert saved["batch_id"] == "bad-batch" and saved["failures"]
+    assert saved["batch_id"] == "bad-batch"
+    assert any(f.startswith(f"raw.{table}: {expectation}(") for f in saved["failures"])
     assert saved["results"][table]["success"] is False
 
 
@@ -309,6 +311,18 @@ def test_every_column_rule_of_the_record_schema_becomes_an_expectation():
 # --- Great Expectations Data Docs -----------------------------------------------------------
 
 
+def _status(html: str) -> str | None:
+    """The "Status:" line of a GX validation result page: Succeeded or Failed."""
+    m = re.search(r'Status:</span>\s*<i class="fas fa-[\w-]+ text-\w+"[^>]*></i>\s*(\w+)', html)
+    return m and m.group(1)
+
+
+def _unexpected_values(html: str) -> list[list[str]]:
+    """The cells of each "Unexpected Value" table of a GX result page."""
+    tables = re.findall(r"Unexpected Value\s*</th>.*?<tbody>(.*?)</tbody>", html, re.S)
+    return [re.findall(r'show-scrollbars">([^<]*)</div>', t) for t in tables]
+
+
 def _result_pages(docs, batch_id: str) -> dict[str, list]:
     """table -> the Data Docs pages of ``batch_id``'s runs (validations/raw/<table>/<run>/...)."""
     pages: dict[str, list] = {}
@@ -327,7 +341,7 @@ def test_data_docs_are_built_for_a_passing_and_a_failing_batch(data_dir):
     assert set(pages) == set(good) and all(len(p) == 1 for p in pages.values())
     for table, [page] in pages.items():
         html = page.read_text(encoding="utf-8")
-        assert f"raw.{table}" in html and "Succeeded" in html
+        assert f"raw.{table}" in html and _status(html) == "Succeeded"
     # one page per suite, linked from the result pages
     assert {p.stem for p in (docs / "expectations" / "raw").glob("*.html")} == set(
         records.RAW_SCHEMAS
@@ -342,10 +356,11 @@ def test_data_docs_are_built_for_a_passing_and_a_failing_batch(data_dir):
     bad = _result_pages(docs, "docs-bad")
     assert set(bad) == set(good)
     probes = bad["probes"][0].read_text(encoding="utf-8")
-    assert "Failed" in probes
-    # the failing expectation (GX renders it as prose, not by its type name) and its row
+    assert _status(probes) == "Failed"
+    # the failing expectation (GX renders it as prose, not by its type name) and its row:
+    # quality 7 set on probes[0] -> one unexpected value 7, seen once, at index 0
     assert "quality" in probes and "greater than or equal to" in probes
-    assert "Unexpected Value" in probes or "unexpected" in probes.lower()
+    assert _unexpected_values(probes) == [["7", "1", "0"]]
     # the passing batch's pages are still there, and the index lists both runs
     assert _result_pages(docs, "docs-good") == pages
     index = (docs / "index.html").read_text(encoding="utf-8")

@@ -117,12 +117,10 @@ def test_ddl_comes_from_the_record_schema():
 
 
 def test_a_warehouse_from_another_schema_version_is_refused_with_a_clear_error(tmp_path):
-    import duckdb as db
-
     from socialpulse.warehouse import WarehouseSchemaError
 
     path = tmp_path / "old.duckdb"
-    con = db.connect(str(path))
+    con = duckdb.connect(str(path))
     con.execute("create schema raw")
     con.execute(
         "create table raw.manual_metrics (company_id varchar, metric varchar, "
