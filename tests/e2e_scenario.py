@@ -29,11 +29,11 @@ EXPECTED = {
     # state at the period end: the only snapshots (observed at fetch time, after the week)
     # are the earliest after it: Mastodon 1200 + Bluesky 300 (a feed has no followers)
     "followers": 1500,
-    # F_start and F_end use the same two snapshots (earliest after both boundaries):
-    # F_end / F_start = 1500 / 1500 = 1; d is the time from the earliest of them (one
-    # platform's fetch) to the latest (the other's, a moment later), so d > 0 and
-    # 1 ** (7 / d) - 1 = 0
-    "follower_growth_weekly": 0.0,
+    # each account has one snapshot, the earliest after both boundaries: the snapshot used
+    # at the end is the one used at the start, so no account was seen again in the week and
+    # growth is null (METRICS.md rule 2). (v1 took d across the two platforms' snapshots, a
+    # moment apart, and reported an invented 1 ** (7 / d) - 1 = 0.0.)
+    "follower_growth_weekly": None,
     # originals created in the week: Mastodon 5001, 5002; Bluesky b1; RSS ?p=41 -> 4 * 7 / 7
     "posts_per_week": 4.0,
     # likes + replies + reposts + quotes: 5001 20+3+4+1 = 28, 5002 8+0+2+0 = 10 (no

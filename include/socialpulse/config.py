@@ -79,7 +79,7 @@ def settings() -> Settings:
         warehouse=_path("SOCIALPULSE_WAREHOUSE", data_dir / "warehouse.duckdb"),
         analytics=_path("SOCIALPULSE_ANALYTICS", data_dir / "analytics.duckdb"),
         data_dir=data_dir,
-        lookback_days=_int("SOCIALPULSE_LOOKBACK_DAYS", 28),
+        lookback_days=_int("SOCIALPULSE_LOOKBACK_DAYS", 35),
         batch_size=_int("SOCIALPULSE_BATCH_SIZE", 25),
         gx_retention_days=_int("SOCIALPULSE_GX_RETENTION_DAYS", 90),
     )

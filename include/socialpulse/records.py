@@ -87,7 +87,10 @@ _OBSERVED = _ts("observed_at", "When the fetch observed this state (UTC).")
 
 ACCOUNT_SNAPSHOTS = RecordSchema(
     table="account_snapshots",
-    description="One row per company account and fetch: the account's public counters.",
+    description=(
+        "One row per company account and successful fetch: the account's public counters "
+        "(null where the platform has none, e.g. a feed) and how far back the fetch read."
+    ),
     columns=(
         _PLATFORM,
         _COMPANY,
@@ -97,14 +100,23 @@ ACCOUNT_SNAPSHOTS = RecordSchema(
         Column(
             "followers",
             "BIGINT",
-            "Followers at observed_at.",
+            "Followers at observed_at; null where the platform has none (a feed).",
+            nullable=True,
             min_value=0,
             max_value=MAX_FOLLOWERS,
         ),
         _count("following", "Accounts this account follows at observed_at.", nullable=True),
         _count("posts_total", "Posts the platform reports for the account.", nullable=True),
+        _ts(
+            "posts_since",
+            "This fetch read the account's posts created since this time (its window's start "
+            "or end minus the lookback, whichever is earlier; later when a page limit stopped "
+            "it); null when unknown (then the configured lookback is assumed).",
+            nullable=True,
+        ),
     ),
     key=("platform", "account_id", "observed_at"),
+    not_after_observed=("posts_since",),
 )
 
 POST_OBSERVATIONS = RecordSchema(

@@ -310,14 +310,23 @@ REF_TABLES: dict[str, dict[str, str]] = {
         "op": "VARCHAR",
         "target": "DOUBLE",
     },
+    # the pipeline settings the models need (one row): the lookback L of METRICS.md rule 8
+    "settings": {"lookback_days": "BIGINT"},
 }
 
 
-def reference_tables(registry: Registry) -> dict[str, pa.Table]:
-    """The registry as Arrow tables for the warehouse's ``ref`` schema (replaced on each run)."""
+def reference_tables(registry: Registry, lookback_days: int | None = None) -> dict[str, pa.Table]:
+    """The registry as Arrow tables for the warehouse's ``ref`` schema (replaced on each run).
+
+    ``lookback_days``: the fetch lookback (default ``SOCIALPULSE_LOOKBACK_DAYS``), kept in
+    ``ref.settings`` for the models (METRICS.md rule 8).
+    """
     import pyarrow as pa
 
+    from socialpulse.config import settings
+
     rows: dict[str, list[dict[str, Any]]] = {t: [] for t in REF_TABLES}
+    rows["settings"].append({"lookback_days": lookback_days or settings().lookback_days})
     for c in registry.companies:
         rows["companies"].append(
             {

@@ -65,6 +65,7 @@ def create_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(f"create schema if not exists {s}")
     for schema in RAW_SCHEMAS.values():
         con.execute(raw_ddl(schema))
+        _migrate_raw_table(con, schema)
         _check_columns(con, schema)
     for table, cols in REF_TABLES.items():
         body = ", ".join(f"{n} {t}" for n, t in cols.items())
@@ -104,6 +105,34 @@ def create_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
 
 class WarehouseSchemaError(RuntimeError):
     """A raw table in the warehouse file does not match its record schema."""
+
+
+def _migrate_raw_table(con: duckdb.DuckDBPyConnection, schema: RecordSchema) -> None:
+    """Bring a raw table of an older warehouse up to its record schema, in place.
+
+    Only additive changes are migrated: nullable columns appended to the schema are added
+    (null in the rows loaded before), and columns the schema now allows to be null lose
+    their NOT NULL. Anything else is left to :func:`_check_columns`, which refuses it.
+    """
+    found = {
+        name: nullable == "YES"
+        for name, nullable in con.execute(
+            "select column_name, is_nullable from information_schema.columns "
+            "where table_schema = 'raw' and table_name = ?",
+            [schema.table],
+        ).fetchall()
+    }
+    names = schema.names
+    present = [n for n in names if n in found]
+    if present != names[: len(present)]:
+        return  # not an older version of this schema: _check_columns names the difference
+    for column in schema.columns:
+        if column.name not in found:
+            if not column.nullable:
+                return
+            con.execute(f"alter table {schema.qualified} add column {column.name} {column.type}")
+        elif column.nullable and not found[column.name]:
+            con.execute(f"alter table {schema.qualified} alter column {column.name} drop not null")
 
 
 def _check_columns(con: duckdb.DuckDBPyConnection, schema: RecordSchema) -> None:

@@ -28,6 +28,7 @@ class NegativeLikesPlatform:
                     followers=100,
                     following=1,
                     posts_total=1,
+                    posts_since=window.since.replace(tzinfo=None),
                 ),
             )
             result.add(

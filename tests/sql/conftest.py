@@ -97,6 +97,10 @@ TARGETS = [
     ("y", "followers", ">=", 10.0),
 ]
 
+#: L of METRICS.md rule 8 (ref.settings): a snapshot at t observes the periods that end after
+#: t - 35 days and start at or before t
+LOOKBACK_DAYS = 35
+
 # --- raw facts --------------------------------------------------------------------------
 
 SNAPSHOTS = [
@@ -227,6 +231,7 @@ def raw_tables() -> dict[str, Any]:
             "followers": followers,
             "following": None,
             "posts_total": None,
+            "posts_since": None,  # unknown: observed_at - LOOKBACK_DAYS (rule 8)
         }
         for company, platform, account, observed, followers in SNAPSHOTS
     ]
@@ -317,6 +322,7 @@ def ref_tables() -> dict[str, Any]:
         "company_targets": [
             dict(zip(REF_TABLES["company_targets"], t, strict=True)) for t in TARGETS
         ],
+        "settings": [{"lookback_days": LOOKBACK_DAYS}],
     }
     types = {
         "VARCHAR": pa.string(),

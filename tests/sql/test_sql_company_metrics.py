@@ -81,11 +81,14 @@ def test_growth_uses_days_between_snapshots_used(week):
     assert week("a", W2)["follower_growth_weekly"] == approx((181 / 160) ** (7 / 11.5) - 1)
 
 
-def test_growth_state_falls_back_to_earliest_later_snapshot(week):
+def test_growth_only_over_accounts_seen_again(week):
     # week 1 start 01-01 00:00: a-m 100 (01-01 00:00); a-b has nothing at or before ->
-    # earliest after, 01-03 12:00 = 50: F_start = 150, earliest used 01-01 00:00.
-    # F_end = 160 (snapshot 01-08 00:00 is the end of week 1), d = 7 -> 160/150 - 1
-    assert week("a", W1)["follower_growth_weekly"] == approx(160 / 150 - 1)
+    # earliest after, 01-03 12:00 = 50. End 01-08 00:00: a-m 110 (01-08 00:00), a-b still
+    # 01-03 12:00 = 50: the same snapshot at start and end, so a-b says nothing about growth
+    # (rule 2). Only a-m: F_start 100, F_end 110, d = 01-01 -> 01-08 = 7 -> 0.1.
+    # (v1 took 160/150 - 1 over both accounts.)
+    assert week("a", W1)["followers"] == 160  # the followers sum still holds both accounts
+    assert week("a", W1)["follower_growth_weekly"] == approx(110 / 100 - 1)
 
 
 def test_growth_simple_cases(week):
@@ -96,9 +99,17 @@ def test_growth_simple_cases(week):
 
 
 def test_growth_null_with_one_snapshot(rows):
-    # x has one snapshot (01-10): the same snapshot is used for start and end, d = 0
-    for r in rows("marts.company_metrics", company_id="x"):
-        assert r["followers"] == 1000  # before 01-10 via the earliest later snapshot
+    # x has one snapshot (01-10): the same snapshot is used for start and end -> null growth.
+    # It observes (rule 8, L = 35 days) the periods that start at or before 01-10 and end
+    # after 01-10 - 35 days: weeks 01-01 and 01-08 and January. Later periods were never
+    # looked at: followers null there, not carried forward.
+    observed = {("week", W1), ("week", W2), ("month", JAN)}
+    got = rows("marts.company_metrics", company_id="x")
+    assert len(got) == 8
+    for r in got:
+        seen = (r["period_type"], r["period_start"]) in observed
+        assert r["is_observed"] is seen
+        assert r["followers"] == (1000 if seen else None)  # W1 via the earliest later one
         assert r["follower_growth_weekly"] is None
 
 
@@ -175,15 +186,17 @@ def test_no_posts_in_period(week):
     assert r["interactions"] == 0
     assert r["engagement_rate"] is None
     assert r["likes_per_1k"] is None
-    assert r["interactions_per_effort_hour"] is None  # no effort and no posts
+    assert r["interactions_per_effort_hour"] is None  # no effort stated
 
 
 def test_interactions_per_effort_hour(week):
     assert week("a", W2)["interactions_per_effort_hour"] == approx(22 / (10 * 7 / 7))  # 2.2
     assert week("c", W2)["interactions_per_effort_hour"] == approx(9 / (5 * 7 / 7))  # 1.8
-    # b has no effort configured: interactions per post 12 / 2
-    assert week("b", W2)["interactions_per_effort_hour"] == approx(6.0)
-    # c in week 1: effort configured, no posts -> 0 / 5
+    # b states no effort: null (v1 fell back to interactions per post, 12 / 2 = 6, which
+    # was then ranked against a's and c's per-hour values)
+    assert week("b", W2)["interactions"] == 12
+    assert week("b", W2)["interactions_per_effort_hour"] is None
+    # c in week 1: effort stated, observed (c-m 01-08), no posts -> 0 (rule 9)
     assert week("c", W1)["interactions_per_effort_hour"] == 0
 
 
@@ -225,11 +238,12 @@ def test_reply_to_the_thread_root_is_direct_even_if_the_root_was_never_observed(
 
 
 def test_interactors(week):
-    # third-party replies in week 2 under a's posts: u1 (r1, r5), u2 (r3, r8), u3 (r7, fetched
-    # twice but one reply), u4 (r9) -> 4 authors, 2 of them with 2+ replies
+    # third-party replies in week 2 in threads rooted in a's originals (p-a1): u1 (r1, r5),
+    # u2 (r3, r8), u4 (r9) -> 3 authors, 2 of them with 2+ replies. u3's r7 sits in the
+    # thread of p-a3, a's post of kind reply: not an original, so not counted (rule 5).
     r = week("a", W2)
-    assert r["unique_interactors"] == 4
-    assert r["repeat_interactor_share"] == approx(2 / 4)
+    assert r["unique_interactors"] == 3
+    assert r["repeat_interactor_share"] == approx(2 / 3)
     assert week("b", W2)["unique_interactors"] == 2  # v1, v2
     assert week("b", W2)["repeat_interactor_share"] == 0
 
@@ -339,6 +353,7 @@ def test_month_metrics(month):
     assert r["interactions_per_effort_hour"] == approx(40 / (10 * 31 / 7))
     assert r["service_level"] == approx(0.8)
     assert r["response_hours_median"] == approx(24.0)  # a's replies all lie in week 2
-    assert r["unique_interactors"] == 4
+    assert r["unique_interactors"] == 3  # u1, u2, u4 (u3 only in p-a3's thread)
     assert r["findability"] is None  # measured for week 01-08 only
-    assert month("x", FEB)["followers"] == 1000
+    assert month("x", JAN)["followers"] == 1000
+    assert month("x", FEB)["followers"] is None  # x's only snapshot (01-10) never saw February

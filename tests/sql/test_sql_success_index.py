@@ -11,9 +11,9 @@ Week 2 (2024-01-08) values of the craft companies, from test_sql_company_metrics
 | likes_per_1k                 | 95.45                     | 25    | 10   |
 | service_level                | .8                        | .5    | 1    |
 | response_hours_median        | 24                        | 3     | 1    |
-| unique_interactors           | 4                         | 2     | 1    |
-| repeat_interactor_share      | .5                        | 0     | 0    |
-| interactions_per_effort_hour | 2.2                       | 6     | 1.8  |
+| unique_interactors           | 3                         | 2     | 1    |
+| repeat_interactor_share      | .667                      | 0     | 0    |
+| interactions_per_effort_hour | 2.2                       | null  | 1.8  |
 | probe_answer_rate            | .5                        | 1     | 0    |
 | probe_response_hours_median  | 10                        | 6     | null |
 | findability                  | 70                        | 60    | 50   |
@@ -173,8 +173,9 @@ def test_dimension_scores(index):
     # liveliness = mean(posts 0, service .8 -> 50, response 24 h -> 0, probe rate .5 -> 50)
     assert a["liveliness_score"] == approx((0 + 50 + 0 + 50) / 4)
     assert a["sympathy_score"] == 100
-    assert a["relationships_score"] == approx((100 + 100) / 2)  # unique 4, repeat .5
-    assert a["efficiency_score"] == 50  # 2.2 between 1.8 and 6
+    assert a["relationships_score"] == approx((100 + 100) / 2)  # unique 3, repeat .667
+    # b states no effort: only a (2.2) and c (1.8) have a value, n = 2 -> no score
+    assert a["efficiency_score"] is None
     assert a["findability_score"] == 100
     assert a["image_score"] is None  # only 2 values
     b = index("b")
@@ -193,18 +194,18 @@ def test_success_index_with_goals_zero_weights_and_unscored_dimension(index):
 def test_success_index_without_goals_uses_default_weights(index):
     # b: first seven dimensions weigh 1 (findability 50 and image weigh 0):
     # reach 50, growth 100, engagement 50, liveliness 37.5, sympathy 50,
-    # relationships 25, efficiency 100 -> 412.5 / 7
-    assert index("b")["success_index"] == approx(412.5 / 7)
+    # relationships 25; efficiency has no score (n = 2) and leaves the denominator -> 312.5 / 6
+    assert index("b")["success_index"] == approx(312.5 / 6)
     # c: reach 100, growth 0, engagement 0, liveliness (100+100+100+0)/4 = 75, sympathy 0,
-    # relationships 0, efficiency 0 -> 175 / 7
-    assert index("c")["success_index"] == approx(175 / 7)
+    # relationships 0 -> 175 / 6
+    assert index("c")["success_index"] == approx(175 / 6)
 
 
 def test_success_index_null_without_scores_and_rank(index):
     # corporation: fewer than 3 companies -> no dimension score -> null index
     assert index("x")["success_index"] is None
     assert index("x")["reach_score"] is None
-    # craft week 2: b 58.9 > a 45 > c 25
+    # craft week 2: b 52.1 > a 45 > c 29.2
     assert [index(c)["segment_rank"] for c in "bac"] == [1, 2, 3]
     # nulls last: both corporation companies are null and share rank 1 among themselves
     assert [index(c)["segment_rank"] for c in "xy"] == [1, 1]

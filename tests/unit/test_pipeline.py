@@ -79,7 +79,13 @@ def test_fetch_validate_load_is_idempotent_per_interval(data_dir):
     assert mail == [("mail-korn-1",), ("mail-nordbank-1",)]  # the registry's probes CSV
     assert first["manual_metrics"] == 2
     # 6 companies x 9 dimensions; korn's 2 targets
-    assert refs == {"accounts": 6, "companies": 6, "company_targets": 2, "company_weights": 54}
+    assert refs == {
+        "accounts": 6,
+        "companies": 6,
+        "company_targets": 2,
+        "company_weights": 54,
+        "settings": 1,  # the lookback the models need (rule 8)
+    }
     assert pipeline.check_loads(loaded)["fetch_errors"] == 0
     # staged in the run's folder, and removed after the load
     assert staged and all(p.is_relative_to(data_dir / "staging" / "run-1") for p in staged)

@@ -28,6 +28,7 @@ def good_rows() -> dict[str, list[dict]]:
                 followers=1200,
                 following=80,
                 posts_total=310,
+                posts_since=OBS - dt.timedelta(days=35),
             ),
             dict(
                 platform="sample",
@@ -38,6 +39,7 @@ def good_rows() -> dict[str, list[dict]]:
                 followers=0,
                 following=None,
                 posts_total=None,
+                posts_since=None,
             ),
         ],
         "post_observations": [

@@ -79,6 +79,7 @@ def test_a_failing_batch_rolls_back_every_table(tmp_path):
                 followers=10,
                 following=1,
                 posts_total=1,
+                posts_since=None,
             )
         ],
     )
@@ -146,3 +147,45 @@ def test_a_probe_answer_once_seen_survives_a_later_observation_without_it(tmp_pa
         load_batch(con, "b3", {"probes": probe(D2 + dt.timedelta(days=1))})  # question deleted
         rows = con.execute("select answered_at, answer_ref, observed_at from raw.probes").fetchall()
     assert rows == [(answered, "https://m.example/@c1/2", D2 + dt.timedelta(days=1))]
+
+
+def test_account_snapshots_of_an_older_warehouse_are_migrated_in_place(tmp_path):
+    """Before feeds had snapshots: followers NOT NULL and no posts_since. The rows stay, the
+    new column is null for them (unknown: the models assume the configured lookback), and a
+    feed's snapshot without followers loads."""
+    path = tmp_path / "old.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("create schema raw")
+    con.execute(
+        "create table raw.account_snapshots (platform varchar not null, company_id varchar "
+        "not null, account_id varchar not null, handle varchar not null, observed_at timestamp "
+        "not null, followers bigint not null, following bigint, posts_total bigint, "
+        "primary key (platform, account_id, observed_at))"
+    )
+    con.execute(
+        "insert into raw.account_snapshots values ('sample', 'c1', 'a1', 'a1', "
+        "timestamp '2026-01-01', 5, null, null)"
+    )
+    con.close()
+    feed = dict(
+        platform="rss",
+        company_id="c1",
+        account_id="https://c1.example/feed",
+        handle="c1-feed",
+        observed_at=D1,
+        followers=None,
+        following=None,
+        posts_total=None,
+        posts_since=D1 - dt.timedelta(days=35),
+    )
+    with connect(path) as con:
+        load_batch(
+            con, "feed", {"account_snapshots": records.to_arrow(records.ACCOUNT_SNAPSHOTS, [feed])}
+        )
+        got = con.execute(
+            "select platform, followers, posts_since from raw.account_snapshots order by 1"
+        ).fetchall()
+    assert got == [
+        ("rss", None, D1.replace(tzinfo=None) - dt.timedelta(days=35)),
+        ("sample", 5, None),
+    ]

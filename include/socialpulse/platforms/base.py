@@ -86,13 +86,20 @@ class PlatformContext:
 class FetchWindow:
     """What one fetch covers, in UTC.
 
-    ``start``/``end`` are the run's data interval. Posts created in
-    ``[end - lookback, end)`` are (re-)observed so that their counts keep growing.
+    ``start``/``end`` are the run's data interval (``start`` moved back for a backfill).
+    Posts created since :attr:`since` (the window's start or ``end - lookback``, whichever
+    is earlier) are (re-)observed, so that their counts keep growing and a backfill reads
+    the whole window.
     """
 
     start: dt.datetime
     end: dt.datetime
-    lookback: dt.timedelta = dt.timedelta(days=28)
+    lookback: dt.timedelta = dt.timedelta(days=35)
+
+    @property
+    def since(self) -> dt.datetime:
+        """Posts created at or after this are read: ``min(start, end - lookback)``."""
+        return min(self.start, self.end - self.lookback)
 
     def __post_init__(self) -> None:
         for name in ("start", "end"):

@@ -255,7 +255,7 @@ class _Account:
         noise = p.noise * (2 * _unit(*self.key, "followers", day) - 1)
         return max(0, round(p.followers_ref * math.exp(trend + noise)))
 
-    def snapshot(self, d: dt.datetime) -> dict[str, Any]:
+    def snapshot(self, d: dt.datetime, lookback: dt.timedelta) -> dict[str, Any]:
         p = self.p
         days = (d - REFERENCE).total_seconds() / 86400
         return {
@@ -267,6 +267,8 @@ class _Account:
             "followers": self.followers_at(d),
             "following": max(0, math.floor(p.following_ref + p.following_per_day * days)),
             "posts_total": max(0, math.floor(p.posts_ref + p.posts_per_day * days)),
+            # the observation at d re-reads the posts of [d - lookback, d)
+            "posts_since": d - lookback,
         }
 
     # --- posts and threads --------------------------------------------------------------
@@ -505,7 +507,7 @@ class _Account:
         posts = self.posts_between(ds[0] - lookback, ds[-1])
         created = [post.created_at for post in posts]
         for d in ds:
-            rows["account_snapshots"].append(self.snapshot(d))
+            rows["account_snapshots"].append(self.snapshot(d, lookback))
             lo = bisect.bisect_left(created, d - lookback)
             hi = bisect.bisect_left(created, d)
             for post in posts[lo:hi]:

@@ -1,30 +1,54 @@
 /* ---
 description: >
   Followers of each company at the start and end of each period and the weekly compound
-  follower growth between them, one row per company with account snapshots and period.
-  State at t (rule 1) = per account the latest snapshot with observed_at <= t, else the
-  earliest one after t; a company's followers at t = sum over its accounts (rule 2).
+  follower growth between them, one row per company with account snapshots and period
+  (METRICS.md rules 1 and 2). State at t = per account the latest snapshot with observed_at
+  <= t, else the earliest one after t. Only the accounts the registry lists now count, and
+  accounts whose platform has no followers (feeds: followers null) are left out of the sums.
+  A company's followers at t = the sum over its accounts. Growth is taken only over the
+  accounts seen again in the period (the snapshot used at the end later than the one used at
+  the start): an account not seen again says nothing about growth, so with no such account
+  growth is null, never an invented 0.
 columns:
   company_id: Registry id of the company.
   period_type: week or month.
   period_start: First day of the period.
-  followers_start: F_start, the company's followers at period start (sum over its accounts, rule 2).
-  followers_end: F_end, the company's followers at period end (sum over its accounts, rule 2).
-  start_observed_at: The earliest snapshot used for F_start.
-  end_observed_at: The latest snapshot used for F_end.
+  followers_start: The company's followers at period start (sum over its accounts).
+  followers_end: The company's followers at period end (sum over its accounts).
+  growth_accounts: Accounts seen again in the period (snapshot used at the end later than the one
+    used at the start); only they take part in growth.
+  growth_followers_start: F_start, the followers of those accounts at period start.
+  growth_followers_end: F_end, the followers of those accounts at period end.
+  start_observed_at: The earliest snapshot used for F_start; null without growth accounts.
+  end_observed_at: The latest snapshot used for F_end; null without growth accounts.
   growth_days: d, days from start_observed_at to end_observed_at.
-  follower_growth_weekly: (F_end / F_start)^(7 / d) - 1; null if d = 0 or F_start = 0.
+  follower_growth_weekly: (F_end / F_start)^(7 / d) - 1; null without growth accounts or when
+    F_start = 0.
 --- */
 with
 
-snapshots as (
+accounts_current as (
     select
-        platform,
-        account_id,
         company_id,
-        observed_at,
-        followers
+        platform,
+        account_id
+    from intermediate.int_accounts_current
+),
+
+snapshots as (
+    -- current accounts only; feeds (no followers) are left out of the sums
+    select
+        accounts_current.company_id,
+        stg_account_snapshots.platform,
+        stg_account_snapshots.account_id,
+        stg_account_snapshots.observed_at,
+        stg_account_snapshots.followers
     from staging.stg_account_snapshots
+    inner join accounts_current
+        on
+            stg_account_snapshots.platform = accounts_current.platform
+            and stg_account_snapshots.account_id = accounts_current.account_id
+    where stg_account_snapshots.followers is not null
 ),
 
 periods as (
@@ -94,46 +118,41 @@ account_states as (
             and state_at_or_before.point_at < snapshots.observed_at
 ),
 
-company_states as (
-    select
-        company_id,
-        point_at,
-        sum(followers)::bigint as followers,
-        min(observed_at) as earliest_observed_at,
-        max(observed_at) as latest_observed_at
-    from account_states
-    group by company_id, point_at
-),
-
-company_periods as (
+account_periods as (
     select
         period_starts.company_id,
         periods.period_type,
         periods.period_start,
         period_starts.followers as followers_start,
         period_ends.followers as followers_end,
-        period_starts.earliest_observed_at as start_observed_at,
-        period_ends.latest_observed_at as end_observed_at
+        period_starts.observed_at as start_observed_at,
+        period_ends.observed_at as end_observed_at,
+        period_ends.observed_at > period_starts.observed_at as is_seen_again
     from periods
-    inner join company_states as period_starts
+    inner join account_states as period_starts
         on periods.start_at = period_starts.point_at
-    inner join company_states as period_ends
+    inner join account_states as period_ends
         on
             periods.end_at = period_ends.point_at
             and period_starts.company_id = period_ends.company_id
+            and period_starts.platform = period_ends.platform
+            and period_starts.account_id = period_ends.account_id
 ),
 
-growth_days as (
+company_periods as (
     select
         company_id,
         period_type,
         period_start,
-        followers_start,
-        followers_end,
-        start_observed_at,
-        end_observed_at,
-        (epoch(end_observed_at) - epoch(start_observed_at)) / 86400.0 as growth_days
-    from company_periods
+        sum(followers_start)::bigint as followers_start,
+        sum(followers_end)::bigint as followers_end,
+        count(*) filter (where is_seen_again) as growth_accounts,
+        sum(followers_start) filter (where is_seen_again)::bigint as growth_followers_start,
+        sum(followers_end) filter (where is_seen_again)::bigint as growth_followers_end,
+        min(start_observed_at) filter (where is_seen_again) as start_observed_at,
+        max(end_observed_at) filter (where is_seen_again) as end_observed_at
+    from account_periods
+    group by company_id, period_type, period_start
 ),
 
 measured as (
@@ -143,14 +162,25 @@ measured as (
         period_start,
         followers_start,
         followers_end,
+        growth_accounts,
+        growth_followers_start,
+        growth_followers_end,
         start_observed_at,
         end_observed_at,
-        growth_days,
+        (epoch(end_observed_at) - epoch(start_observed_at)) / 86400.0 as growth_days,
         case
-            when growth_days > 0 and followers_start > 0
-                then power(followers_end / followers_start, 7.0 / growth_days) - 1
+            when
+                growth_accounts > 0
+                and end_observed_at > start_observed_at
+                and growth_followers_start > 0
+                then
+                    power(
+                        growth_followers_end / growth_followers_start,
+                        7.0 * 86400.0 / (epoch(end_observed_at) - epoch(start_observed_at))
+                    )
+                    - 1
         end as follower_growth_weekly
-    from growth_days
+    from company_periods
 )
 
 select * from measured

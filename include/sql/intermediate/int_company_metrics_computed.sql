@@ -2,7 +2,9 @@
 description: >
   Every metric of METRICS.md per company and period, one row per company and period (week
   and month). Counts are 0 when nothing happened; rates, shares and medians with nothing to
-  average are null (rule 7). Also carries the counts the rates are built from.
+  average are null (rule 7). In a period that is not observed (rule 8) every metric computed
+  from platform data is null, counts included; probes and manual metrics are unaffected.
+  Also carries the counts the rates are built from.
 columns:
   company_id: Registry id of the company.
   company_name: Display name of the company.
@@ -12,16 +14,18 @@ columns:
   period_end: First day after the period (exclusive).
   days_in_period: Days in the period.
   is_complete: True when the period ended at or before the latest account snapshot.
+  is_observed: True when one of the company's current accounts was fetched so that the period was
+    looked at (rule 8); platform metrics are null when false.
   own_posts: Own original posts created in the period.
   direct_replies: Third-party replies to the company's posts or answers created in the period
     (service_level denominator).
   answered_replies: Those of direct_replies the company answered.
   probes_sent: Probes sent to the company in the period.
   probes_answered: Those of probes_sent that got an answer.
-  followers: The company's followers at period end, sum over its accounts (rules 1, 2); null without
-    any snapshot.
-  follower_growth_weekly: (F_end / F_start)^(7 / d) - 1, d = days between the snapshots used; null
-    if d = 0 or F_start = 0.
+  followers: The company's followers at period end, sum over its current accounts that have
+    followers (rules 1, 2); null without any such snapshot.
+  follower_growth_weekly: (F_end / F_start)^(7 / d) - 1 over the accounts seen again in the period
+    (rule 2); null without such an account or when F_start = 0.
   posts_per_week: Own original posts created in the period x 7 / days in period.
   interactions: Sum over own original posts created in the period of likes + replies + reposts +
     quotes at period end.
@@ -33,11 +37,11 @@ columns:
   response_hours_median: Median hours from a third-party reply under the company's posts created in
     the period to the company's first reply to it, over answered ones (any third-party reply, not
     only direct ones).
-  unique_interactors: Distinct third-party authors of replies under the company's posts created in
-    the period.
+  unique_interactors: Distinct third-party authors (platform, id) of replies created in the period
+    in threads whose root is an original of the company.
   repeat_interactor_share: Share of those authors with 2 or more replies in the period.
-  interactions_per_effort_hour: interactions / (effort_hours_per_week x days / 7); interactions per
-    post when no effort is configured.
+  interactions_per_effort_hour: interactions / (effort_hours_per_week x days / 7); 0 in an observed
+    period without own posts; null when the company states no effort.
   probe_answer_rate: Share of probes sent in the period that got an answer.
   probe_response_hours_median: Median hours from sent_at to answered_at over answered probes sent in
     the period.
@@ -57,7 +61,8 @@ spine as (
         period_start,
         period_end,
         days_in_period,
-        is_complete
+        is_complete,
+        is_observed
     from intermediate.int_company_periods_joined
 ),
 
@@ -99,6 +104,7 @@ replies as (
         created_at,
         is_third_party,
         is_direct,
+        is_in_original_thread,
         first_answer_at,
         response_hours
     from intermediate.int_replies_classified
@@ -143,6 +149,7 @@ third_party_replies as (
         replies.platform,
         replies.author_id,
         replies.is_direct,
+        replies.is_in_original_thread,
         replies.first_answer_at,
         replies.response_hours,
         periods.period_type,
@@ -179,6 +186,7 @@ authors as (
         author_id,
         count(*) as author_replies
     from third_party_replies
+    where is_in_original_thread
     group by company_id, period_type, period_start, platform, author_id
 ),
 
@@ -223,7 +231,7 @@ manual_stats as (
 ),
 
 computed as (
-    -- column order = the documented output order
+    -- column order = the documented output order; platform metrics only where observed
     select  -- noqa: ST06
         spine.company_id,
         spine.company_name,
@@ -233,27 +241,48 @@ computed as (
         spine.period_end,
         spine.days_in_period,
         spine.is_complete,
-        coalesce(post_stats.own_posts, 0) as own_posts,
-        coalesce(reply_stats.direct_replies, 0) as direct_replies,
-        coalesce(reply_stats.answered_replies, 0) as answered_replies,
+        spine.is_observed,
+        case when spine.is_observed then coalesce(post_stats.own_posts, 0) end as own_posts,
+        case
+            when spine.is_observed then coalesce(reply_stats.direct_replies, 0)
+        end as direct_replies,
+        case
+            when spine.is_observed then coalesce(reply_stats.answered_replies, 0)
+        end as answered_replies,
         coalesce(probe_stats.probes_sent, 0) as probes_sent,
         coalesce(probe_stats.probes_answered, 0) as probes_answered,
-        followers.followers_end as followers,
-        followers.follower_growth_weekly,
-        coalesce(post_stats.own_posts, 0) * 7.0 / spine.days_in_period as posts_per_week,
-        coalesce(post_stats.interactions, 0)::bigint as interactions,
-        post_stats.engagement_rate,
-        post_stats.likes_per_1k,
-        reply_stats.answered_replies / nullif(reply_stats.direct_replies, 0) as service_level,
-        reply_stats.response_hours_median,
-        coalesce(author_stats.unique_interactors, 0) as unique_interactors,
-        author_stats.repeat_interactor_share,
+        case when spine.is_observed then followers.followers_end end as followers,
         case
-            when spine.effort_hours_per_week > 0
+            when spine.is_observed then followers.follower_growth_weekly
+        end as follower_growth_weekly,
+        case
+            when spine.is_observed
+                then coalesce(post_stats.own_posts, 0) * 7.0 / spine.days_in_period
+        end as posts_per_week,
+        case
+            when spine.is_observed then coalesce(post_stats.interactions, 0)::bigint
+        end as interactions,
+        case when spine.is_observed then post_stats.engagement_rate end as engagement_rate,
+        case when spine.is_observed then post_stats.likes_per_1k end as likes_per_1k,
+        case
+            when spine.is_observed
+                then reply_stats.answered_replies / nullif(reply_stats.direct_replies, 0)
+        end as service_level,
+        case
+            when spine.is_observed then reply_stats.response_hours_median
+        end as response_hours_median,
+        case
+            when spine.is_observed then coalesce(author_stats.unique_interactors, 0)
+        end as unique_interactors,
+        case
+            when spine.is_observed then author_stats.repeat_interactor_share
+        end as repeat_interactor_share,
+        -- effort stated: 0 when nothing was posted (rule 9); no effort: null (never per post)
+        case
+            when spine.is_observed and spine.effort_hours_per_week > 0
                 then
                     coalesce(post_stats.interactions, 0)
                     / (spine.effort_hours_per_week * spine.days_in_period / 7.0)
-            else post_stats.interactions / nullif(post_stats.own_posts, 0)
         end as interactions_per_effort_hour,
         probe_stats.probes_answered / nullif(probe_stats.probes_sent, 0) as probe_answer_rate,
         probe_stats.probe_response_hours_median,

@@ -1,8 +1,9 @@
 /* ---
 description: >
-  The company's own posts (kind original, rule 3) with their counts at the end of the
-  period they were created in and their account's followers at post time, one row per
-  post and period type (each post falls in exactly one week and one month).
+  The company's own posts (kind original, rule 3, of the accounts the registry lists now,
+  rule 2) with their counts at the end of the period they were created in and their
+  account's followers at post time, one row per post and period type (each post falls in
+  exactly one week and one month).
 columns:
   company_id: Registry id of the company.
   platform: Platform the post is on.
@@ -18,19 +19,32 @@ columns:
   interactions: likes + replies + reposts + quotes at period end.
   counts_observed_at: The observation the counts come from.
   followers_at_post: The account's followers at created_at (latest snapshot at or before, else the
-    earliest after; rule 4).
+    earliest after; rule 4); null for a feed, which has no followers.
 --- */
 with
 
-posts as (
+accounts_current as (
     select
-        platform,
-        post_id,
-        account_id,
         company_id,
-        created_at
+        platform,
+        account_id
+    from intermediate.int_accounts_current
+),
+
+posts as (
+    -- own posts: originals of the accounts the registry lists now (rules 2 and 3)
+    select
+        stg_posts.platform,
+        stg_posts.post_id,
+        stg_posts.account_id,
+        accounts_current.company_id,
+        stg_posts.created_at
     from staging.stg_posts
-    where kind = 'original'
+    inner join accounts_current
+        on
+            stg_posts.platform = accounts_current.platform
+            and stg_posts.account_id = accounts_current.account_id
+    where stg_posts.kind = 'original'
 ),
 
 observations as (

@@ -2,7 +2,9 @@
 description: >
   Success against the company's own goals and its segment, one row per company and period.
   Success index = sum(weight x dimension score) / sum(weight) over the dimensions that have
-  a score (dimensions weighted 0 do not count); null when no weighted dimension has a score.
+  a score (dimensions weighted 0 do not count); null when no weighted dimension has a score,
+  and in periods that are not observed (METRICS.md rule 8: a company without data is never
+  scored).
   Goal attainment = targets met / targets evaluated, where a target is evaluated when its
   metric has a value in the period (a null metric is neither met nor missed); null when no
   target could be evaluated (including companies without targets).
@@ -14,6 +16,8 @@ columns:
   period_start: First day of the period (inclusive).
   period_end: First day after the period (exclusive).
   is_complete: True when the period ended at or before the latest account snapshot.
+  is_observed: True when one of the company's current accounts was fetched so that the period was
+    looked at (rule 8); the success index is null when false.
   reach_score: Dimension score (mean of metric scores, 0-100) of followers.
   growth_score: Dimension score of follower_growth_weekly.
   engagement_score: Dimension score of engagement_rate.
@@ -25,7 +29,7 @@ columns:
   findability_score: Dimension score of findability.
   image_score: Dimension score of image.
   success_index: Sum(weight x dimension score) / sum(weight) over the dimensions with a score and
-    weight > 0 (0-100); null when none.
+    weight > 0 (0-100); null when none, and when the period is not observed.
   goal_attainment: targets_met / targets_evaluated; null when no target could be evaluated.
   targets_met: Targets whose metric value satisfied the target in the period.
   targets_evaluated: Targets whose metric has a value in the period.
@@ -42,7 +46,8 @@ spine as (
         period_type,
         period_start,
         period_end,
-        is_complete
+        is_complete,
+        is_observed
     from intermediate.int_company_periods_joined
 ),
 
@@ -108,6 +113,7 @@ joined as (
         spine.period_start,
         spine.period_end,
         spine.is_complete,
+        spine.is_observed,
         indexed.reach_score,
         indexed.growth_score,
         indexed.engagement_score,
@@ -117,7 +123,7 @@ joined as (
         indexed.efficiency_score,
         indexed.findability_score,
         indexed.image_score,
-        indexed.success_index,
+        case when spine.is_observed then indexed.success_index end as success_index,
         coalesce(attainment.targets_met, 0) as targets_met,
         coalesce(attainment.targets_evaluated, 0) as targets_evaluated
     from spine
@@ -143,6 +149,7 @@ final as (
         period_start,
         period_end,
         is_complete,
+        is_observed,
         reach_score::double as reach_score,
         growth_score::double as growth_score,
         engagement_score::double as engagement_score,
