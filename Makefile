@@ -48,7 +48,7 @@ airflow: $(VENV)/.installed ## Airflow UI + scheduler on http://localhost:8080 (
 query: $(VENV)/.installed ## SQL shell on the analytics copy (read-only; never blocks the pipeline)
 	$(PY) -m socialpulse.cli query
 
-summary: $(VENV)/.installed ## print the per-segment table from the warehouse
+summary: $(VENV)/.installed ## print the per-segment table from the analytics copy (works while Airflow runs)
 	$(PY) -m socialpulse.cli summary
 
 lint: $(VENV)/.installed-dev ## ruff and sqlfluff

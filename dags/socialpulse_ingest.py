@@ -133,12 +133,12 @@ def socialpulse_ingest():
         return counts
 
     @task
-    def all_batches_loaded(loaded: list[dict]) -> dict:
+    def all_batches_loaded(loaded) -> dict:
         """Fails the run when any batch failed or any account could not be fetched."""
         from socialpulse.pipeline import check_loads
 
         with fail_fast():
-            return check_loads(list(loaded))
+            return check_loads(loaded)  # one batch: its dict; several: a lazy sequence
 
     @task(trigger_rule="all_done")
     def cleanup_staging() -> None:

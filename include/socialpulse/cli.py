@@ -143,7 +143,7 @@ def run(history_days: int = DEFAULT_HISTORY_DAYS, end: dt.date | None = None) ->
         if state != "success":
             failed.append(dag_id)
     print()
-    print(summary_text(s.warehouse))
+    print(summary_text(s.analytics))
     print(f"\nwarehouse: {s.warehouse}")
     print(f"analytics copy (query it while the pipeline runs: make query): {s.analytics}")
     print(f"quarantine: {s.quarantine_dir}")
@@ -183,19 +183,23 @@ order by s.segment
 """
 
 
-def summary_rows(warehouse: Path, period_type: str = "week") -> list[tuple[Any, ...]]:
+def summary_rows(analytics: Path, period_type: str = "week") -> list[tuple[Any, ...]]:
+    """The summary of the analytics copy: never the pipeline's warehouse, whose writer
+    (a running ingest or models task) would lock every reader out."""
     import duckdb
 
-    con = duckdb.connect(str(warehouse), read_only=True)
+    if not analytics.exists():
+        raise FileNotFoundError(f"no analytics copy at {analytics} yet: `make run` publishes it")
+    con = duckdb.connect(str(analytics), read_only=True)
     try:
         return con.execute(SUMMARY_SQL, [period_type, period_type]).fetchall()
     finally:
         con.close()
 
 
-def summary_text(warehouse: Path, period_type: str = "week") -> str:
+def summary_text(analytics: Path, period_type: str = "week") -> str:
     try:
-        rows = summary_rows(warehouse, period_type)
+        rows = summary_rows(analytics, period_type)
     except Exception as exc:  # noqa: BLE001 - shown to the user as is
         return f"(no summary: {exc})"
     if not rows:
@@ -320,7 +324,9 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("bootstrap", help="migrate the Airflow metadata DB and create the pool")
     p_query = sub.add_parser("query", help="SQL shell on the analytics copy (read-only)")
     p_query.add_argument("-c", dest="sql", default=None, help="run this SQL and exit")
-    p_sum = sub.add_parser("summary", help="print the per-segment table from the warehouse")
+    p_sum = sub.add_parser(
+        "summary", help="print the per-segment table from the analytics copy (never locked)"
+    )
     p_sum.add_argument("--period", choices=("week", "month"), default="week")
     args = parser.parse_args(argv)
     if args.command == "run":
@@ -332,7 +338,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "bootstrap":
         bootstrap(quiet=False)
         return 0
-    print(summary_text(settings().warehouse, args.period))
+    s = settings()
+    print(summary_text(s.analytics, args.period))
+    print(f"\n(from the analytics copy {s.analytics})")
     return 0
 
 

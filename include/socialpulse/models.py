@@ -49,7 +49,7 @@ _HEADER = re.compile(
     r"\A\s*/\*[ \t]*---[ \t]*\r?\n(?P<yaml>.*?)^[ \t]*---[ \t]*\*/(?P<body>.*)\Z",
     re.DOTALL | re.MULTILINE,
 )
-# What is not SQL code: string literals, quoted identifiers, line and block comments.
+# What is not SQL code: string literals, line and block comments (quoted identifiers are code).
 _NOT_CODE = re.compile(r"'(?:[^']|'')*'|--[^\n]*|/\*.*?\*/", re.DOTALL)
 
 
@@ -85,20 +85,28 @@ class Model:
 
 @functools.cache
 def _reference_pattern(schemas: tuple[str, ...]) -> re.Pattern[str]:
+    names = "|".join(schemas)
+    # schema and name each bare or double-quoted: staging.x, "staging"."x", staging."x"
     return re.compile(
-        r"(?<![\w.\"])(?P<schema>"
-        + "|".join(schemas)
-        + r")\s*\.\s*(?P<name>[A-Za-z_][A-Za-z0-9_]*)",
+        rf"(?<![\w.\"])(?:\"(?P<qschema>{names})\"|(?P<schema>{names})(?![\w\"]))"
+        r"\s*\.\s*(?:\"(?P<qname>[^\"]*)\"|(?P<name>[A-Za-z_][A-Za-z0-9_]*))",
         re.IGNORECASE,
     )
 
 
 def references(sql: str, schemas: tuple[str, ...] = LAYERS) -> set[str]:
     """Qualified names (``schema.name``, lowercased) in ``sql``'s code (not in its comments
-    or strings) whose schema is one of ``schemas``: by default the model layers."""
+    or strings) whose schema is one of ``schemas``: by default the model layers.
+
+    Quoted identifiers count too (``"staging"."stg_posts"``); a quoted name that is no
+    model name stays as written, so :func:`discover` reports it as an unknown model.
+    """
     code = _NOT_CODE.sub(" ", sql)
     pattern = _reference_pattern(tuple(schemas))
-    return {f"{m['schema'].lower()}.{m['name'].lower()}" for m in pattern.finditer(code)}
+    return {
+        f"{(m['schema'] or m['qschema']).lower()}.{(m['name'] or m['qname'] or '').lower()}"
+        for m in pattern.finditer(code)
+    }
 
 
 def parse_model(path: Path, layer: str) -> Model:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import shutil
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from socialpulse.config import safe_name, settings
@@ -22,6 +23,7 @@ from socialpulse.platforms.base import AccountRef, FetchResult, FetchWindow, Pla
 from socialpulse.registry import Probe, Registry, load_registry
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
     from pathlib import Path
 
     import pyarrow as pa
@@ -257,8 +259,17 @@ def raw_table_counts(warehouse: str | None = None) -> dict[str, int]:
         return table_counts(con, "raw")
 
 
-def check_loads(loaded: list[dict[str, Any]]) -> dict[str, Any]:
-    """Fail the run visibly when any account could not be fetched (the rest is loaded)."""
+def check_loads(loaded: Iterable[dict[str, Any]] | Mapping[str, Any]) -> dict[str, Any]:
+    """Fail the run visibly when any account could not be fetched (the rest is loaded).
+
+    ``loaded``: the load results of the mapped batches. Airflow hands a downstream task the
+    one result itself (a dict) when the registry made a single batch, a sequence otherwise.
+    """
+    batches = [loaded] if isinstance(loaded, Mapping) else list(loaded)
+    return _check_batches(batches)
+
+
+def _check_batches(loaded: list[Mapping[str, Any]]) -> dict[str, Any]:
     problems = [e for batch in loaded for e in batch["errors"]]
     errors = [e for e in problems if e.get("severity", "error") == "error"]
     for w in problems:
@@ -280,7 +291,7 @@ def check_loads(loaded: list[dict[str, Any]]) -> dict[str, Any]:
     return summary
 
 
-def _sum_rows(loaded: list[dict[str, Any]]) -> dict[str, int]:
+def _sum_rows(loaded: list[Mapping[str, Any]]) -> dict[str, int]:
     total: dict[str, int] = {}
     for batch in loaded:
         for t, n in batch["rows"].items():

@@ -156,3 +156,43 @@ def test_a_malformed_registry_fails_the_run_before_any_fetch_without_retrying(
     assert all(state(ti) != "success" for ti in fetches)
     assert not (tmp_path / "data" / "warehouse.duckdb").exists()
     assert not (tmp_path / "data" / "state").exists()  # fetch_batch never started
+
+
+ONE_PLATFORM = """\
+companies:
+  - {id: baeckerei-eins, name: Bäckerei Eins, segment: craft, employees: 4,
+     accounts: [{platform: sample, handle: eins, options: {profile: craft}}]}
+  - {id: tischlerei-zwei, name: Tischlerei Zwei, segment: craft, employees: 6,
+     accounts: [{platform: sample, handle: zwei, options: {profile: craft}}]}
+  - {id: maler-drei, name: Maler Drei, segment: craft, employees: 2,
+     accounts: [{platform: sample, handle: drei, options: {profile: craft}}]}
+"""
+
+
+@pytest.mark.parametrize(
+    ("registry", "batch_size", "batches"),
+    [
+        # the first thing a new user tries: three companies on one platform, one batch
+        ("one-platform", None, 1),
+        # the small registry: six sample accounts + the registry's CSV batch
+        ("small", None, 2),
+        # one account per batch: six sample batches + the CSV batch
+        ("small", "1", 7),
+    ],
+)
+def test_ingest_runs_green_with_one_two_and_many_batches(
+    dags, small_registry, tmp_path, monkeypatch, registry, batch_size, batches
+):
+    if registry == "one-platform":
+        path = tmp_path / "one.yaml"
+        path.write_text(ONE_PLATFORM)
+        monkeypatch.setenv("SOCIALPULSE_COMPANIES", str(path))
+    if batch_size:
+        monkeypatch.setenv("SOCIALPULSE_BATCH_SIZE", batch_size)
+    dagrun = dags["socialpulse_ingest"].test(logical_date=LOGICAL, run_conf={"backfill_days": 2})
+    tis = dagrun.get_task_instances()
+    assert len([ti for ti in tis if ti.task_id == "batch.load"]) == batches
+    assert {ti.task_id: state(ti) for ti in tis}["all_batches_loaded"] == "success"
+    assert state(dagrun) == "success"
+    accounts = 3 if registry == "one-platform" else 6
+    assert raw_counts(tmp_path / "data" / "warehouse.duckdb")["account_snapshots"] == accounts * 2

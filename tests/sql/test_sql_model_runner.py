@@ -86,6 +86,30 @@ def test_references_ignore_comments_and_strings():
     assert models.references(sql) == {"staging.real"}
 
 
+def test_references_see_quoted_identifiers():
+    sql = (
+        'select * from "staging"."stg_posts" join staging."stg_probes" using (x) '
+        'join "intermediate".int_a using (x) join "MARTS"."Success_Index" using (x) '
+        'join "my.staging".other using (x) join "staging_x".y using (x)'
+    )
+    assert models.references(sql) == {
+        "staging.stg_posts",
+        "staging.stg_probes",
+        "intermediate.int_a",
+        "marts.success_index",
+    }
+
+
+def test_a_quoted_reference_orders_the_build_or_fails_clearly(tmp_path):
+    write_model(tmp_path, "staging", "stg_z", "select 1 as x")
+    write_model(tmp_path, "staging", "stg_a", 'select x from "staging"."stg_z"')
+    assert [m.qualified for m in models.discover(tmp_path)] == ["staging.stg_z", "staging.stg_a"]
+    path = write_model(tmp_path, "marts", "m", 'select x from "staging"."stg z"')
+    with pytest.raises(ValueError, match="unknown model 'staging.stg z'") as err:
+        models.discover(tmp_path)
+    assert str(path) in str(err.value)
+
+
 def test_unknown_reference(tmp_path):
     path = write_model(tmp_path, "staging", "stg_a", "select 1 as x from staging.stg_missing")
     with pytest.raises(ValueError, match="stg_missing") as err:

@@ -8,7 +8,6 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -399,16 +398,15 @@ def test_segments_differ_as_the_profiles_say(sixty_days) -> None:
     assert posts["corporation"] > 2 * posts["craft"]
 
 
-# --- performance ------------------------------------------------------------------------
+# --- scale -------------------------------------------------------------------------------
 
 
-def test_forty_accounts_sixty_three_days_in_a_few_seconds() -> None:
+def test_forty_accounts_sixty_three_days_at_once() -> None:
+    # how fast this is, is `make bench`'s business (stage "generate"): tests assert no times
     accounts = [
         AccountRef(f"co-{i}", f"handle-{i}", {"profile": "craft" if i % 2 else "corporation"})
         for i in range(40)
     ]
-    t0 = time.perf_counter()
     result = SamplePlatform(seed=5).fetch(accounts, window(START, 63))
-    elapsed = time.perf_counter() - t0
     assert result.count("account_snapshots") == 40 * 63
-    assert elapsed < 10, f"generation took {elapsed:.1f}s"
+    assert result.errors == []

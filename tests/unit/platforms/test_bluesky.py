@@ -10,6 +10,9 @@ posts count from 2026-02-16 00:00 UTC on):
 
 * Bäckerei Korn (``@korn.bsky.social``, KORN): three feed pages, two threads, four probes.
 * Nordbank (``nordbank.de``, NORD): the account that breaks, one way per fault test.
+
+A backfill from 2026-02-12 also keeps page 3's post of 02-15 16:00 (OLD), whose thread
+(korn_thread_old) holds one of its two replies.
 """
 
 from __future__ import annotations
@@ -196,6 +199,7 @@ KORN_SNAPSHOT = {
     "followers": 1234,
     "following": 56,
     "posts_total": 789,
+    "posts_since": t("2026-02-16T00:00"),  # WINDOW.since: the feed was read back to it
 }
 
 
@@ -349,6 +353,9 @@ def test_feed_threads_and_snapshot_are_exact(httpserver, platform, sleeps):
     result = platform.fetch([KORN_REF], WINDOW)
 
     assert result.errors == []
+    # P1 counts 5 direct replies: Alice, Bob, Dave, a deleted and a blocked one, all five
+    # in the tree; P2A 2 of 2: no thread is short
+    assert result.warnings == []
     assert_korn_exact(result)
     assert_converts(result)
     httpserver.check_assertions()  # every request had a recorded answer
@@ -396,10 +403,84 @@ def test_missing_counters_are_zero_and_an_empty_feed_is_no_error(httpserver, pla
             "followers": 0,
             "following": 0,
             "posts_total": 0,
+            "posts_since": t("2026-02-16T00:00"),
         }
     ]
     assert result.rows["post_observations"] == result.rows["thread_replies"] == []
     assert len(requests_to(httpserver, "app.bsky.feed.getAuthorFeed")) == 1
+
+
+# -- how far back: a backfill, the page limit ------------------------------------------------
+
+OLD = at(KORN, "3moldpostaaaa")
+
+
+def test_a_backfill_reads_its_whole_window_and_reports_a_short_thread(httpserver, platform):
+    # since = min(start 02-12, end - 14 days = 02-16) = 2026-02-12 00:00
+    window = FetchWindow(t("2026-02-12T00:00"), WINDOW.end, lookback=dt.timedelta(days=14))
+    serve(httpserver, *KORN_FILES, "korn_thread_old")
+    result = platform.fetch([KORN_REF], window)
+    assert result.errors == []
+    korn = rows_of(result, "baeckerei-korn")
+    assert korn["account_snapshots"] == [{**KORN_SNAPSHOT, "posts_since": t("2026-02-12T00:00")}]
+    # page 3: OLD (02-15 16:00; likeCount 30, replyCount 2, repostCount 4, quoteCount 1) is
+    # in; 3molderpostaa (02-10) is older than since: out, and the paging ends there
+    assert korn["post_observations"] == [
+        *KORN_POSTS,
+        _post(OLD, "2026-02-15T16:00", "original", 30, 2, 4, 1, f"{KORN_PROFILE}/3moldpostaaaa"),
+    ]
+    assert len(requests_to(httpserver, "app.bsky.feed.getAuthorFeed")) == 3
+    # OLD is the oldest thread: read first. Carol replies, Korn answers her
+    carol = at(CAROL, "3mcarolvalent")
+    assert korn["thread_replies"] == [
+        _reply(carol, OLD, OLD, CAROL, "2026-02-15T17:00"),
+        _reply(at(KORN, "3mkornvalenta"), OLD, carol, KORN, "2026-02-15T18:30"),
+        *KORN_REPLIES,
+    ]
+    assert [r["uri"] for r in requests_to(httpserver, "app.bsky.feed.getPostThread")] == [
+        OLD,
+        P2A,
+        P1,
+    ]
+    # OLD counts 2 direct replies, the tree holds Carol's only
+    assert [(w.platform, w.company_id, w.handle, w.error) for w in result.warnings] == [
+        (
+            "bluesky",
+            "baeckerei-korn",
+            "@korn.bsky.social",
+            f"thread of post {OLD}: read 1 of 2 direct replies (1 readable; replyCount also "
+            "counts replies the AppView does not return, e.g. of taken-down or deactivated "
+            "accounts, and it may cut very large threads)",
+        )
+    ]
+    assert_converts(result)
+
+
+def test_the_page_limit_keeps_what_was_read_and_warns(httpserver, platform):
+    serve(httpserver, *KORN_FILES)
+    ref = AccountRef("baeckerei-korn", "@korn.bsky.social", {"max_pages": 2})
+    result = platform.fetch([ref], WINDOW)
+    assert result.errors == []
+    # two pages: nothing on them is older than since (02-16), so page 3 would be next; every
+    # post of the window is on them anyway
+    assert len(requests_to(httpserver, "app.bsky.feed.getAuthorFeed")) == 2
+    korn = rows_of(result, "baeckerei-korn")
+    assert korn["post_observations"] == KORN_POSTS
+    assert korn["thread_replies"] == KORN_REPLIES
+    # read back to the oldest item of page 2: Carol's post reposted at 02-17 08:00 (the
+    # repost's time sorts the feed; the pinned post of 2025 does not count)
+    assert result.rows["account_snapshots"] == [
+        {**KORN_SNAPSHOT, "posts_since": t("2026-02-17T08:00")}
+    ]
+    assert [(w.company_id, w.error) for w in result.warnings] == [
+        (
+            "baeckerei-korn",
+            f"author feed of {KORN}: page limit reached (max_pages 2) before 2026-02-16 "
+            "00:00:00 UTC: posts before 2026-02-17 08:00:00 UTC not read; raise the account "
+            "option max_pages",
+        )
+    ]
+    assert_converts(result)
 
 
 # -- the field study ----------------------------------------------------------------------

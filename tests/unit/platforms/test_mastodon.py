@@ -18,6 +18,12 @@ cutoff 2026-10-23 00:00 UTC (up to FIXED_NOW):
   statuses_bakery_page1/2/3.json, context_<id>.json of its threads and of the questions.
 * blumenada (Blumen Ada, account id 109330512994120033): lookup_blumenada.json,
   statuses_blumenada.json; the faults replace one of these.
+
+Further back (a backfill, the default 35-day lookback: since 2026-10-16): page 2's S_H
+(2026-10-22, "Kürbisbrot", 4 replies: context_<S_H>.json) and page 3's S_I (2026-10-20, a
+giveaway with 62 direct replies). An anonymous context request gets the first 60 of its 64
+descendants (context_<S_I>.json); with the token of mastodon_default all 64
+(with_token/context_<S_I>.json, answered only to ``Authorization: Bearer T0K``).
 """
 
 from __future__ import annotations
@@ -53,8 +59,11 @@ def t(text: str) -> dt.datetime:
 
 
 FIXED_NOW = t("2026-11-20T06:00:00")
-WINDOW = FetchWindow(start=t("2026-11-19T00:00:00"), end=t("2026-11-20T00:00:00"))
-# cutoff = end - 28 days = 2026-10-23 00:00
+WINDOW = FetchWindow(
+    start=t("2026-11-19T00:00:00"), end=t("2026-11-20T00:00:00"), lookback=dt.timedelta(days=28)
+)
+# cutoff = WINDOW.since = end - 28 days = 2026-10-23 00:00
+CUTOFF = t("2026-10-23T00:00:00")
 
 BAKERY_ID = "109318417253410822"  # lookup_bakery.json "id"
 FLORIST_ID = "109330512994120033"  # lookup_blumenada.json "id"
@@ -68,7 +77,9 @@ S_D = "117630959616063716"  # 2026-11-17 09:00 reply to carla, fav 2 / reblogs 0
 S_F = "117620126515261713"  # 2026-11-15 11:05 self-reply to S_E, fav 3 / reblogs 1 / replies 1
 S_E = "117620106854428138"  # 2026-11-15 11:00 original without quotes_count, fav 40 / 9 / 1
 S_G = "117487278489665065"  # 2026-10-23 00:00 exactly the cutoff, fav 7 / reblogs 1 / 0
-S_H = "117483739545645347"  # 2026-10-22 09:00 before the cutoff: ends the paging
+S_H = "117483739545645347"  # 2026-10-22 09:00 before the cutoff: ends the paging; 4 replies
+# page 3 (no Link header), read only by a fetch reaching back before S_H
+S_I = "117472178995226071"  # 2026-10-20 08:00 giveaway, fav 48 / reblogs 15 / replies 62
 
 ANNA = "109320000000000101"
 BOB = "109400000000000303"  # bob@mastodon.example as known on social.example
@@ -96,14 +107,19 @@ def serve(
     once: bool = False,
     headers: dict[str, str] | None = None,
 ) -> None:
-    """Answer the recorded request with the recorded response (string bodies verbatim)."""
+    """Answer the recorded request with the recorded response (string bodies verbatim).
+
+    A recorded request with ``headers`` is answered only when the request has them.
+    """
     req, resp = exchange["request"], exchange["response"]
     body = resp["body"]
     data = body if isinstance(body, str) else json.dumps(body, ensure_ascii=False)
     hdrs = {**resp["headers"], **(headers or {})}
     content_type = hdrs.pop("Content-Type", None)
     expect = server.expect_oneshot_request if once else server.expect_request
-    expect(req["path"], method=req["method"], query_string=req["query"]).respond_with_data(
+    expect(
+        req["path"], method=req["method"], query_string=req["query"], headers=req.get("headers")
+    ).respond_with_data(
         data.encode("utf-8"), status=resp["status"], headers=hdrs, content_type=content_type
     )
 
@@ -184,9 +200,10 @@ def assert_arrow(result) -> None:
 
 # -- what the bakery's rows must be (worked out from the fixtures) -------------------------
 
-SNAPSHOT_COLUMNS = ("account_id", "followers", "following", "posts_total")
-# lookup_bakery.json: followers_count 1234, following_count 210, statuses_count 842
-BAKERY_SNAPSHOT = (BAKERY_ID, 1234, 210, 842)
+SNAPSHOT_COLUMNS = ("account_id", "followers", "following", "posts_total", "posts_since")
+# lookup_bakery.json: followers_count 1234, following_count 210, statuses_count 842; the
+# timeline was read back to the cutoff
+BAKERY_SNAPSHOT = (BAKERY_ID, 1234, 210, 842, CUTOFF)
 
 POST_COLUMNS = ("post_id", "created_at", "kind", "likes", "replies", "reposts", "quotes", "url")
 U = "https://social.example/@bakery/"
@@ -411,7 +428,7 @@ def test_two_healthy_accounts(server, sleeps):
     # lookup_blumenada.json: 310 / 95 / 120; statuses_blumenada.json: two originals without
     # replies (fav 14 / reblogs 2, fav 9 / reblogs 1), one page without a Link header
     snaps = rows_of(result, "account_snapshots", "blumen-ada")
-    assert table(snaps, SNAPSHOT_COLUMNS) == [(FLORIST_ID, 310, 95, 120)]
+    assert table(snaps, SNAPSHOT_COLUMNS) == [(FLORIST_ID, 310, 95, 120, CUTOFF)]
     posts = rows_of(result, "post_observations", "blumen-ada")
     assert table(posts, ("post_id", "kind", "likes", "replies", "reposts", "quotes")) == [
         ("117642048307215808", "original", 14, 0, 2, 0),
@@ -450,6 +467,172 @@ def test_no_token_for_another_server(server, sleeps):
     result = MastodonPlatform(context=context).fetch([bakery(server)], WINDOW)
     assert result.errors == []
     assert {request.headers.get("Authorization") for request, _ in server.log} == {None}
+
+
+# -- how far back: a backfill, the default lookback, the page limit -----------------------
+
+
+def test_a_backfill_reads_its_whole_window(server, sleeps):
+    # 5 days of backfill with a 1-day lookback: since = min(start 11-15, end - 1 day = 11-19)
+    # = 2026-11-15 00:00 (the old end - lookback would have stopped at page 1's S_C)
+    window = FetchWindow(t("2026-11-15T00:00:00"), t("2026-11-20T00:00:00"), dt.timedelta(days=1))
+    serve_folder(server, "social.example")
+    result = platform(sleeps).fetch([bakery(server)], window)
+    assert result.errors == [] and result.warnings == []
+    snaps = rows_of(result, "account_snapshots")
+    assert table(snaps, SNAPSHOT_COLUMNS) == [(*BAKERY_SNAPSHOT[:4], t("2026-11-15T00:00:00"))]
+    # page 2 holds S_G (10-23) < since: the paging stops there; S_G and S_H stay out, the
+    # rest of the bakery's posts are in, with all three threads (S_E, S_F, S_C >= 11-15)
+    posts = rows_of(result, "post_observations")
+    assert table(posts, POST_COLUMNS) == BAKERY_POSTS[:-1]
+    assert table(rows_of(result, "thread_replies"), THREAD_COLUMNS) == BAKERY_THREADS
+    assert requested(server) == BAKERY_REQUESTS
+    assert_arrow(result)
+
+
+# S_H's context: four direct replies (anna, bob, dave, carla) and the bakery's answer to anna
+CARLA = "109500000000000404"
+S_H_THREAD = [
+    ("117483896832000001", S_H, S_H, ANNA, False, t("2026-10-22T09:40:00")),
+    ("117484034457600002", S_H, "117483896832000001", BAKERY_ID, True, t("2026-10-22T10:15:00")),
+    ("117484211404800003", S_H, S_H, BOB, False, t("2026-10-22T11:00:00")),
+    ("117484565299200004", S_H, S_H, DAVE, False, t("2026-10-22T12:30:00")),
+    ("117484919193600005", S_H, S_H, CARLA, False, t("2026-10-22T14:00:00")),
+]
+# S_I's giveaway: brotfan<n> (account 1121000000000<n:05>) answers at 08:00 + 10 n minutes,
+# the bakery thanks brotfan01 (08:15) and brotfan02 (08:25); in thread order
+FAN1, FAN2 = "117472218316800001", "117472257638400002"
+S_I_THREAD_START = [
+    (FAN1, S_I, S_I, "112100000000000001", False, t("2026-10-20T08:10:00")),
+    ("117472237977600101", S_I, FAN1, BAKERY_ID, True, t("2026-10-20T08:15:00")),
+    (FAN2, S_I, S_I, "112100000000000002", False, t("2026-10-20T08:20:00")),
+    ("117472277299200102", S_I, FAN2, BAKERY_ID, True, t("2026-10-20T08:25:00")),
+    ("117472296960000003", S_I, S_I, "112100000000000003", False, t("2026-10-20T08:30:00")),
+]
+FAN58 = ("117474459648000058", S_I, S_I, "112100000000000058", False, t("2026-10-20T17:40:00"))
+FAN62 = ("117474616934400062", S_I, S_I, "112100000000000062", False, t("2026-10-20T18:20:00"))
+
+
+def test_the_default_lookback_reads_five_weeks_and_reports_a_capped_thread(server, sleeps):
+    # the default lookback, 35 days: since = 2026-11-20 - 35 days = 2026-10-16 00:00
+    window = FetchWindow(WINDOW.start, WINDOW.end)
+    serve_folder(server, "social.example")
+    result = platform(sleeps).fetch([bakery(server)], window)
+    assert result.errors == []
+    snaps = rows_of(result, "account_snapshots")
+    assert table(snaps, SNAPSHOT_COLUMNS) == [(*BAKERY_SNAPSHOT[:4], t("2026-10-16T00:00:00"))]
+    # page 2 holds nothing older than 10-16, so page 3 is read (its last: no Link header);
+    # S_H (10-22, fav 30 / reblogs 2 / replies 4) and S_I (10-20) are observed too
+    posts = rows_of(result, "post_observations")
+    assert table(posts, POST_COLUMNS) == [
+        *BAKERY_POSTS,
+        (S_H, t("2026-10-22T09:00:00"), "original", 30, 4, 2, 0, U + S_H),
+        (S_I, t("2026-10-20T08:00:00"), "original", 48, 62, 15, 0, U + S_I),
+    ]
+    # 9 requests instead of 6: page 3 and the threads of S_I and S_H (oldest first)
+    assert requested(server) == [
+        *BAKERY_REQUESTS[:3],
+        f"/api/v1/accounts/{BAKERY_ID}/statuses?limit=40&max_id={S_H}",
+        f"/api/v1/statuses/{S_I}/context",
+        f"/api/v1/statuses/{S_H}/context",
+        *BAKERY_REQUESTS[3:],
+    ]
+    threads = table(rows_of(result, "thread_replies"), THREAD_COLUMNS)
+    # S_I: the 60 descendants an anonymous request gets: brotfan01 .. brotfan58 (58 direct
+    # replies) and the bakery's two answers; brotfan59 .. 62 are cut
+    giveaway, rest = threads[:60], threads[60:]
+    assert giveaway[:5] == S_I_THREAD_START and giveaway[-1] == FAN58
+    assert sum(1 for r in giveaway if r[2] == S_I) == 58
+    assert [r[0] for r in giveaway if r[4]] == ["117472237977600101", "117472277299200102"]
+    assert rest == S_H_THREAD + BAKERY_THREADS
+    # S_I counts 62 direct replies, its context holds 58 of them: a warning (S_H: 4 of 4,
+    # S_E 1 of 1, S_F 1 of 1, S_C 2 of 2: none)
+    assert [(w.platform, w.company_id, w.handle) for w in result.warnings] == [
+        ("mastodon", "baeckerei-korn", f"{base(server)}/@bakery")
+    ]
+    assert result.warnings[0].error == (
+        f"thread of post {S_I}: read 58 of 62 direct replies (60 descendants returned; "
+        "anonymous context requests are capped at 60 descendants (depth 20): a token for "
+        f"127.0.0.1:{server.port} in the Airflow connection mastodon_default lifts the cap)"
+    )
+    assert_arrow(result)
+
+
+def test_the_token_lifts_the_thread_cap_and_goes_to_its_own_server_only(server, other, sleeps):
+    serve(server, load(f"with_token/context_{S_I}.json"))  # answered to the token only
+    serve_folder(server, "social.example")
+    conn = {"host": "127.0.0.1", "port": server.port, "password": "T0K"}
+    context = PlatformContext(http=fast_client(sleeps), clock=lambda: FIXED_NOW, connection=conn)
+    # a question on other.example: its context is asked there, without the token
+    probe = _probe("p5", f"{base(other)}/@kundenstudie/{Q5}", "2026-11-19T08:00:00Z")
+    result = MastodonPlatform(context=context).fetch(
+        [bakery(server, (probe,))], FetchWindow(WINDOW.start, WINDOW.end)
+    )
+    assert result.errors == [] and result.warnings == []  # 62 of 62 direct replies
+    threads = table(rows_of(result, "thread_replies"), THREAD_COLUMNS)
+    # all 64 descendants of S_I: brotfan01 .. brotfan62 and the two answers
+    giveaway = [r for r in threads if r[1] == S_I]
+    assert len(giveaway) == 64 and giveaway[:5] == S_I_THREAD_START
+    assert giveaway[-1] == FAN62
+    assert sum(1 for r in giveaway if r[2] == S_I) == 62
+    contexts = [
+        (request.path, request.headers.get("Authorization"))
+        for s in (server, other)
+        for request, _ in s.log
+        if request.path.endswith("/context")
+    ]
+    assert contexts == [
+        (f"/api/v1/statuses/{root}/context", "Bearer T0K") for root in (S_I, S_H, S_E, S_F, S_C)
+    ] + [(f"/api/v1/statuses/{Q5}/context", None)]
+    assert [r["answered_at"] for r in result.rows["probes"]] == [t("2026-11-19T13:00:00")]
+
+
+def test_a_thread_still_short_with_the_token_says_so(server, sleeps):
+    # the token is sent, but the server answers as to an anonymous request (60 descendants)
+    serve_folder(server, "social.example")
+    conn = {"host": f"127.0.0.1:{server.port}", "password": "T0K"}
+    context = PlatformContext(http=fast_client(sleeps), clock=lambda: FIXED_NOW, connection=conn)
+    result = MastodonPlatform(context=context).fetch(
+        [bakery(server)], FetchWindow(WINDOW.start, WINDOW.end)
+    )
+    assert result.errors == []
+    assert [w.error for w in result.warnings] == [
+        f"thread of post {S_I}: read 58 of 62 direct replies (60 descendants returned to the "
+        "mastodon_default token, which may read up to 4096: the others are not visible to "
+        "it (deleted, private, or from servers this one blocks))"
+    ]
+
+
+def test_the_page_limit_keeps_what_was_read_and_warns(server, sleeps):
+    serve_folder(server, "social.example")
+    ref = AccountRef("baeckerei-korn", f"{base(server)}/@bakery", {"max_pages": 1})
+    result = platform(sleeps).fetch([ref, florist(server)], WINDOW)
+    assert result.errors == []
+    # one page: S_A, S_B, S_C (PINNED is before the cutoff); the next link is not followed
+    posts = rows_of(result, "post_observations", "baeckerei-korn")
+    assert table(posts, POST_COLUMNS) == BAKERY_POSTS[:3]
+    assert table(rows_of(result, "thread_replies"), THREAD_COLUMNS) == BAKERY_THREADS[2:]
+    assert requested(server)[:3] == [
+        "/api/v1/accounts/lookup?acct=bakery",
+        f"/api/v1/accounts/{BAKERY_ID}/statuses?limit=40",
+        f"/api/v1/statuses/{S_C}/context",
+    ]
+    # read back to S_C (2026-11-18 16:20), the oldest unpinned status of page 1 (not the
+    # pinned one of 2026-08-03)
+    snaps = rows_of(result, "account_snapshots", "baeckerei-korn")
+    assert table(snaps, SNAPSHOT_COLUMNS) == [(*BAKERY_SNAPSHOT[:4], t("2026-11-18T16:20:00"))]
+    assert [(w.company_id, w.error) for w in result.warnings] == [
+        (
+            "baeckerei-korn",
+            f"statuses of account {BAKERY_ID}: page limit reached (max_pages 1) before "
+            "2026-10-23 00:00:00 UTC: posts before 2026-11-18 16:20:00 UTC not read; raise "
+            "the account option max_pages",
+        )
+    ]
+    # the florist's single page is within any limit: read back to the cutoff
+    florist_snaps = rows_of(result, "account_snapshots", "blumen-ada")
+    assert [r["posts_since"] for r in florist_snaps] == [CUTOFF]
+    assert_arrow(result)
 
 
 # -- rate limits and transient faults: the fetch goes on ----------------------------------

@@ -2,8 +2,9 @@
 
 Every expected row is written out by hand from the fixture files in tests/fixtures/rss/;
 the comments give the reasoning. The clock is fixed at FIXED_NOW and the window is the day
-before it with the default 28-day lookback, so an entry is observed when it was published
-(else updated) in [2025-05-13T00:00Z, 2025-06-10T06:00Z], both ends included.
+before it with a 28-day lookback, so an entry is observed when it was published (else
+updated) in [2025-05-13T00:00Z, 2025-06-10T06:00Z], both ends included. The paging tests
+(RFC 5005 next links) use other windows, said where they are.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from werkzeug import Response
 from socialpulse.platforms import get_platform
 from socialpulse.platforms.base import AccountRef, FetchError, FetchWindow, PlatformContext
 from socialpulse.platforms.rss import CACHE_FILE, HttpCache, RssPlatform
-from socialpulse.records import POST_OBSERVATIONS, RAW_SCHEMAS, to_arrow
+from socialpulse.records import RAW_SCHEMAS, to_arrow
 from tests.unit.conftest import Sleeps, fast_client
 
 UTC = dt.UTC
@@ -31,8 +32,11 @@ FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "rss"
 FIXED_NOW = dt.datetime(2025, 6, 10, 6, 0, tzinfo=UTC)
 # data interval [2025-06-09, 2025-06-10), lookback 28 days: since = 2025-05-13T00:00Z
 WINDOW = FetchWindow(
-    start=dt.datetime(2025, 6, 9, tzinfo=UTC), end=dt.datetime(2025, 6, 10, tzinfo=UTC)
+    start=dt.datetime(2025, 6, 9, tzinfo=UTC),
+    end=dt.datetime(2025, 6, 10, tzinfo=UTC),
+    lookback=dt.timedelta(days=28),
 )
+SINCE = dt.datetime(2025, 5, 13, tzinfo=UTC)
 RSS_TYPE = "application/rss+xml; charset=UTF-8"
 ATOM_TYPE = "application/atom+xml; charset=utf-8"
 WP = "https://baeckerei-sonnenschein.example"
@@ -134,13 +138,33 @@ def atom_rows(feed: str, company: str = "stadtwerke") -> list[dict]:
 
 
 def only_posts(result) -> list[dict]:
-    """The post rows, after checking that nothing else was emitted and that they convert."""
+    """The post rows, after checking that only posts and snapshots were emitted, that every
+    feed with posts has a snapshot and that the rows convert."""
     for table in RAW_SCHEMAS:
-        if table != "post_observations":
+        if table not in ("post_observations", "account_snapshots"):
             assert result.rows[table] == [], table
+        rows = result.rows[table]
+        assert to_arrow(RAW_SCHEMAS[table], rows).num_rows == len(rows)
     rows = result.rows["post_observations"]
-    assert to_arrow(POST_OBSERVATIONS, rows).num_rows == len(rows)
+    assert {r["account_id"] for r in rows} <= {
+        r["account_id"] for r in result.rows["account_snapshots"]
+    }
     return rows
+
+
+def snapshot(feed: str, company: str, handle: str | None = None, since=SINCE) -> dict:
+    """A feed's snapshot: no counters, read back to ``since``."""
+    return {
+        "platform": "rss",
+        "company_id": company,
+        "account_id": feed,
+        "handle": handle or feed,
+        "observed_at": FIXED_NOW,
+        "followers": None,
+        "following": None,
+        "posts_total": None,
+        "posts_since": since,
+    }
 
 
 # --- mapping -------------------------------------------------------------------------------
@@ -149,8 +173,10 @@ def only_posts(result) -> list[dict]:
 def test_wordpress_rss_with_comment_counts_is_mapped_exactly(server, sleeps, tmp_path):
     url = serve(server, "/wp/feed/", fixture("wordpress.xml"))
     result = platform(tmp_path, sleeps).fetch([AccountRef("baeckerei", url)], WINDOW)
-    assert result.errors == []
+    assert result.errors == [] and result.warnings == []
     assert only_posts(result) == wordpress_rows(url)
+    # one snapshot: the feed was read (back to since); a feed has no counters
+    assert result.rows["account_snapshots"] == [snapshot(url, "baeckerei")]
     assert sleeps == []
 
 
@@ -159,6 +185,25 @@ def test_atom_is_mapped_exactly(server, sleeps, tmp_path):
     result = platform(tmp_path, sleeps).fetch([AccountRef("stadtwerke", url)], WINDOW)
     assert result.errors == []
     assert only_posts(result) == atom_rows(url)
+
+
+def test_a_feed_that_ends_before_since_was_read_back_to_its_oldest_entry_only(
+    server, sleeps, tmp_path
+):
+    # a backfill since 2025-03-01: atom.xml has no next link and its oldest dated entry is
+    # post-80, published 2025-04-01 10:00+02:00 = 08:00Z. A feed keeps its last entries
+    # only: what was posted before it is unknown, so the fetch did not look at March (no
+    # invented zeros): posts_since = 04-01 08:00Z, not the window's 03-01.
+    backfill = FetchWindow(
+        start=dt.datetime(2025, 3, 1, tzinfo=UTC), end=WINDOW.end, lookback=WINDOW.lookback
+    )
+    url = serve(server, "/blog/atom.xml", fixture("atom.xml"), content_type=ATOM_TYPE)
+    result = platform(tmp_path, sleeps).fetch([AccountRef("stadtwerke", url)], backfill)
+    assert result.errors == [] and result.warnings == []
+    oldest = dt.datetime(2025, 4, 1, 8, 0, tzinfo=UTC)
+    assert result.rows["account_snapshots"] == [snapshot(url, "stadtwerke", since=oldest)]
+    # post-80 itself is in the window now
+    assert [r["created_at"] for r in only_posts(result)][-1] == oldest
 
 
 def test_plain_rss_without_comment_counts_and_with_sloppy_items(server, sleeps, tmp_path, caplog):
@@ -222,8 +267,11 @@ def test_feed_url_from_options_or_handle(server, sleeps, tmp_path):
     connector = get_platform("rss", platform(tmp_path, sleeps).context)
     assert isinstance(connector, RssPlatform) and connector.name == "rss"
     result = connector.fetch(accounts, WINDOW)
-    # account_id is the feed URL whatever the handle says
+    # account_id is the feed URL whatever the handle says; the snapshot keeps the handle
     assert only_posts(result) == wordpress_rows(url)
+    assert result.rows["account_snapshots"] == [
+        snapshot(url, "baeckerei", handle="Bäckerei Sonnenschein")
+    ]
     assert result.errors == [
         FetchError(
             "rss",
@@ -278,6 +326,8 @@ def test_conditional_get_stores_validators_sends_them_and_honours_304(server, sl
     ).respond_with_data("", status=304, headers=V1)
     second = platform(tmp_path, sleeps).fetch(account, WINDOW)
     assert second.errors == [] and only_posts(second) == wordpress_rows(url)
+    # the feed was looked at (its cached copy re-observed): a snapshot as after a download
+    assert second.rows["account_snapshots"] == [snapshot(url, "baeckerei")]
     sent = server.log[-1][0].headers
     assert sent["If-None-Match"] == '"wp-v1"'
     assert sent["If-Modified-Since"] == "Tue, 10 Jun 2025 04:00:01 GMT"
@@ -433,7 +483,9 @@ def test_one_bad_feed_never_blocks_the_others(server, sleeps, tmp_path, fault):
 
     rows = only_posts(result)
     assert [r for r in rows if r["account_id"] == good] == wordpress_rows(good)
+    snapped = [r["account_id"] for r in result.rows["account_snapshots"]]
     if error is None:  # the client waited it out or retried: the bad feed recovered
+        assert snapped == [bad, good]
         assert result.errors == []
         assert [r for r in rows if r["account_id"] == bad] == atom_rows(bad)
         if fault.startswith("429"):
@@ -443,6 +495,7 @@ def test_one_bad_feed_never_blocks_the_others(server, sleeps, tmp_path, fault):
         assert set(cache_of(tmp_path)) == {good, bad}
     else:
         assert [r for r in rows if r["account_id"] == bad] == []
+        assert snapped == [good]  # a feed that could not be read was not observed
         assert len(result.errors) == 1
         e = result.errors[0]
         assert (e.platform, e.company_id, e.handle) == ("rss", "stadtwerke", bad)
@@ -475,6 +528,199 @@ def test_a_post_id_seen_twice_in_one_fetch_is_emitted_once(server, sleeps, tmp_p
     url = serve(server, "/wp/feed/", WP_BYTES)
     other = serve(server, "/wp/feed/?mirror", WP_BYTES)
     result = platform(None, sleeps).fetch(
-        [AccountRef("baeckerei", url), AccountRef("filiale", other)], WINDOW
+        [AccountRef("baeckerei", url), AccountRef("filiale", other), AccountRef("kopie", url)],
+        WINDOW,
     )
     assert result.errors == [] and only_posts(result) == wordpress_rows(url)
+    # one snapshot per feed URL (the raw key): the third account reads the first one's feed
+    assert result.rows["account_snapshots"] == [
+        snapshot(url, "baeckerei"),
+        snapshot(other, "filiale"),
+    ]
+
+
+# --- paging (RFC 5005 next links) ----------------------------------------------------------
+
+# paged_atom_1..3.xml, served at /paged/atom.xml, ?page=2, ?page=3; page 3 links to ?page=4,
+# which is not served (the server fixture fails the test if it is asked for)
+ATOM_PAGES = {"": "paged_atom_1.xml", "page=2": "paged_atom_2.xml", "page=3": "paged_atom_3.xml"}
+MELDUNG = "https://stadtwerke-nord.example/meldungen"
+
+
+def serve_pages(server, path, pages, content_type=ATOM_TYPE, headers=None, replace=()) -> str:
+    """Serve a paged feed (``{{base}}`` in the files: the server); one page per query."""
+    base = server.url_for("").rstrip("/").encode()
+    for query, name in pages.items():
+        body = fixture(name).replace(b"{{base}}", base)
+        for old, new in replace:
+            body = body.replace(old.replace(b"{{base}}", base), new.replace(b"{{base}}", base))
+        server.expect_request(path, query_string=query).respond_with_response(
+            Response(body, content_type=content_type, headers=headers or {})
+        )
+    return server.url_for(path)
+
+
+def meldung(feed: str, n: int, created: dt.datetime) -> dict:
+    return post(feed, "stadtwerke", f"tag:stadtwerke-nord.example,2025:meldung-{n}", created, 0,
+                f"{MELDUNG}/{n}")  # fmt: skip
+
+
+def meldungen(feed: str) -> list[dict]:
+    """The dated entries of paged_atom_1..3.xml, newest first (meldung-16 has no date)."""
+    return [
+        meldung(feed, 20, dt.datetime(2025, 6, 9, 10, 0, tzinfo=UTC)),  # page 1
+        meldung(feed, 19, dt.datetime(2025, 6, 2, 8, 0, tzinfo=UTC)),
+        meldung(feed, 18, dt.datetime(2025, 5, 28, 10, 0, tzinfo=UTC)),  # 12:00+02:00
+        meldung(feed, 17, dt.datetime(2025, 5, 20, 9, 0, tzinfo=UTC)),  # page 2
+        meldung(feed, 15, dt.datetime(2025, 5, 10, 7, 30, tzinfo=UTC)),
+        meldung(feed, 14, dt.datetime(2025, 5, 1, 10, 0, tzinfo=UTC)),  # page 3
+    ]
+
+
+def pages_asked(server, path: str = "") -> list[str]:
+    """The query strings of the requests for ``path`` (any path: all), in order."""
+    return [req.query_string.decode() for req, _ in server.log if req.path == path or not path]
+
+
+BACKFILL = FetchWindow(  # since = min(start 04-25, end - 28 days = 05-13) = 2025-04-25
+    dt.datetime(2025, 4, 25, tzinfo=UTC), WINDOW.end, lookback=dt.timedelta(days=28)
+)
+DEFAULT = FetchWindow(WINDOW.start, WINDOW.end)  # 35 days: since = 2025-05-06T00:00Z
+
+
+@pytest.mark.parametrize(
+    ("window", "pages", "entries", "since"),
+    [
+        # since 05-13: page 1's oldest is 05-28, so page 2; its oldest (05-10) is older: stop.
+        # meldung-15 (05-10) is out
+        (WINDOW, ["", "page=2"], 4, SINCE),
+        # since 05-06: page 2's oldest dated entry (05-10) is newer, so page 3; its 04-20 ends
+        # the paging. meldung-14 (05-01) is out
+        (DEFAULT, ["", "page=2", "page=3"], 5, dt.datetime(2025, 5, 6, tzinfo=UTC)),
+        # a backfill from 04-25: meldung-14 (05-01) is in, meldung-13 (04-20) out; page 3 links
+        # to page 4, which is not needed
+        (BACKFILL, ["", "page=2", "page=3"], 6, dt.datetime(2025, 4, 25, tzinfo=UTC)),
+    ],
+    ids=["28 days", "35 days", "backfill"],
+)
+def test_a_paged_feed_is_read_back_to_since(server, sleeps, window, pages, entries, since):
+    url = serve_pages(server, "/paged/atom.xml", ATOM_PAGES)
+    result = platform(None, sleeps).fetch([AccountRef("stadtwerke", url)], window)
+    assert result.errors == [] and result.warnings == []
+    assert pages_asked(server, "/paged/atom.xml") == pages
+    assert only_posts(result) == meldungen(url)[:entries]
+    assert result.rows["account_snapshots"] == [snapshot(url, "stadtwerke", since=since)]
+
+
+def test_rss_with_an_atom_next_link_is_paged(server, sleeps):
+    pages = {"": "paged_rss_1.xml", "paged=2": "paged_rss_2.xml"}
+    url = serve_pages(server, "/werkstatt/feed/", pages, content_type=RSS_TYPE)
+    result = platform(None, sleeps).fetch([AccountRef("holzwurm", url)], WINDOW)
+    assert result.errors == []
+    # page 1's oldest item (25 May) is newer than since (13 May): page 2 (atom:link next);
+    # there 1 May is older: stop. 15 May 12:00 +0200 = 10:00Z is in, 1 May out
+    werkstatt = "https://tischlerei-holzwurm.example/werkstatt"
+    assert pages_asked(server, "/werkstatt/feed/") == ["", "paged=2"]
+    assert only_posts(result) == [
+        post(url, "holzwurm", f"{werkstatt}/eichentisch",
+             dt.datetime(2025, 6, 5, 15, 0, tzinfo=UTC), 2, f"{werkstatt}/eichentisch"),
+        post(url, "holzwurm", f"{werkstatt}/hobelbank",
+             dt.datetime(2025, 5, 25, 9, 0, tzinfo=UTC), 0, f"{werkstatt}/hobelbank"),
+        post(url, "holzwurm", f"{werkstatt}/gesellenstueck",
+             dt.datetime(2025, 5, 15, 10, 0, tzinfo=UTC), 5, f"{werkstatt}/gesellenstueck"),
+    ]  # fmt: skip
+    assert result.rows["account_snapshots"] == [snapshot(url, "holzwurm")]
+
+
+def test_the_page_limit_keeps_what_was_read_and_warns(server, sleeps):
+    url = serve_pages(server, "/paged/atom.xml", ATOM_PAGES)
+    ref = AccountRef("stadtwerke", url, {"max_pages": 2})
+    result = platform(None, sleeps).fetch([ref], DEFAULT)
+    assert result.errors == []
+    # since 05-06; page 2's oldest dated entry is 05-10 07:30 and it links on: the limit
+    # stops the paging there. What was read is kept, and the snapshot says how far back
+    assert pages_asked(server, "/paged/atom.xml") == ["", "page=2"]
+    assert only_posts(result) == meldungen(url)[:5]
+    assert result.rows["account_snapshots"] == [
+        snapshot(url, "stadtwerke", since=dt.datetime(2025, 5, 10, 7, 30, tzinfo=UTC))
+    ]
+    assert result.warnings == [
+        FetchError(
+            "rss",
+            "stadtwerke",
+            url,
+            f"feed {url}: page limit reached (max_pages 2) before 2025-05-06 00:00:00 UTC: "
+            "posts before 2025-05-10 07:30:00 UTC not read; raise the account option max_pages",
+        )
+    ]
+
+
+def test_a_next_link_to_a_page_already_read_is_an_error(server, sleeps, tmp_path):
+    # page 2 links "next" back to page 1 (since 05-06: page 2 is not the last one needed)
+    to_page3 = b'rel="next" href="{{base}}/paged/atom.xml?page=3"'
+    to_page1 = b'rel="next" href="{{base}}/paged/atom.xml"'
+    url = serve_pages(
+        server, "/paged/atom.xml", ATOM_PAGES, headers=V1, replace=[(to_page3, to_page1)]
+    )
+    good = serve(server, "/good/feed/", WP_BYTES)
+    accounts = [AccountRef("stadtwerke", url), AccountRef("baeckerei", good)]
+    result = platform(tmp_path, sleeps).fetch(accounts, DEFAULT)
+    assert result.errors == [
+        FetchError(
+            "rss",
+            "stadtwerke",
+            url,
+            f"pagination loop: the next link of page 2 ({url}?page=2) is {url}, a page "
+            "already read",
+        )
+    ]
+    assert pages_asked(server, "/paged/atom.xml") == ["", "page=2"]
+    # nothing of the looping feed, not even its first page's validators; the other feed is
+    # fine (since 05-06: ?p=106 .. ?p=102, see wordpress_rows)
+    assert [r["post_id"] for r in only_posts(result)] == [
+        f"{WP}/?p={n}" for n in (106, 105, 104, 103, 102)
+    ]
+    assert [r["account_id"] for r in result.rows["account_snapshots"]] == [good]
+    assert url not in cache_of(tmp_path)
+
+
+def test_only_the_first_page_is_asked_conditionally(server, sleeps, tmp_path):
+    path = "/paged/atom.xml"
+    url = server.url_for(path)
+    base = server.url_for("").rstrip("/").encode()
+    page1 = fixture("paged_atom_1.xml").replace(b"{{base}}", base)
+    # pages 2 and 3 carry validators too: they are not kept, and never sent back
+    serve_pages(server, path, {k: v for k, v in ATOM_PAGES.items() if k}, headers=V2)
+    server.expect_oneshot_request(path, query_string="").respond_with_response(
+        Response(page1, content_type=ATOM_TYPE, headers=V1)
+    )
+    first = platform(tmp_path, sleeps).fetch([AccountRef("stadtwerke", url)], DEFAULT)
+    assert first.errors == [] and only_posts(first) == meldungen(url)[:5]
+    assert cache_of(tmp_path) == {
+        url: {"etag": '"wp-v1"', "last_modified": "Tue, 10 Jun 2025 04:00:01 GMT"}
+    }
+
+    server.expect_oneshot_request(
+        path, query_string="", headers={"If-None-Match": '"wp-v1"'}
+    ).respond_with_data("", status=304, headers=V1)
+    second = platform(tmp_path, sleeps).fetch([AccountRef("stadtwerke", url)], DEFAULT)
+    # page 1 from the cache (304), pages 2 and 3 downloaded: the same rows and snapshot
+    assert second.errors == [] and only_posts(second) == meldungen(url)[:5]
+    assert (
+        second.rows["account_snapshots"]
+        == first.rows["account_snapshots"]
+        == [snapshot(url, "stadtwerke", since=dt.datetime(2025, 5, 6, tzinfo=UTC))]
+    )
+    asked = [
+        (req.query_string.decode(), req.headers.get("If-None-Match"), resp.status_code)
+        for req, resp in server.log
+        if req.path == path
+    ]
+    assert asked == [
+        ("", None, 200),
+        ("page=2", None, 200),
+        ("page=3", None, 200),
+        ("", '"wp-v1"', 304),
+        ("page=2", None, 200),
+        ("page=3", None, 200),
+    ]

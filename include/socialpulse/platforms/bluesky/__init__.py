@@ -6,8 +6,10 @@ Reads the public AppView (``https://public.api.bsky.app`` unless the Airflow con
 1. ``app.bsky.actor.getProfile?actor=<handle|did>``: the DID and the counters (one
    ``account_snapshots`` row; the DID is the ``account_id``).
 2. ``app.bsky.feed.getAuthorFeed?actor=<did>&limit=100&cursor=...``: newest first, paged
-   until an item older than ``window.end - window.lookback`` shows up (pinned items do not
-   count). Posts and reposts created in ``[window.end - lookback, now]`` become
+   until an item older than ``window.since`` shows up (the window's start or
+   ``end - lookback``, whichever is earlier: a backfill reads its whole window; pinned
+   items do not count), or until the page limit (``MAX_PAGES``, account option
+   ``max_pages``). Posts and reposts created in ``[window.since, now]`` become
    ``post_observations`` rows.
 3. ``app.bsky.feed.getPostThread?uri=<at-uri>&depth=100&parentHeight=0`` for each own
    original post of that range with ``replyCount > 0``: every reply in the tree becomes a
@@ -16,8 +18,12 @@ Reads the public AppView (``https://public.api.bsky.app`` unless the Airflow con
    ``com.atproto.identity.resolveHandle`` when its URL names a handle); the company's
    earliest reply anywhere in it is the answer (``probes`` rows).
 
+The snapshot's ``posts_since`` is ``window.since``, or the oldest item read when the page
+limit stopped the paging before it. That cut is a warning (``FetchResult.warnings``), not an
+error; so is a thread whose tree holds fewer direct replies than the post's ``replyCount``.
+
 An account's rows are kept only when steps 1-3 all succeed (nothing half-fetched); a failure
-is one :class:`FetchError` and the other accounts go on. A probe that fails is an error of
+is one :class:`FetchError` and the other accounts go on. A probe that fails is a warning of
 its own; a probe whose question is gone is still emitted, unanswered. See README.md.
 """
 
@@ -52,8 +58,8 @@ DEFAULT_BASE_URL = "https://public.api.bsky.app"
 WEB_URL = "https://bsky.app"
 #: getAuthorFeed's largest page
 PAGE_LIMIT = 100
-#: pages of the author feed per account and fetch before we call the account broken
-#: (account option ``max_pages``): 50 x 100 posts in one lookback is no company account
+#: pages of the author feed per account and fetch (account option ``max_pages``): 50 x 100
+#: posts since ``window.since``; an account with more is read that far, with a warning
 MAX_PAGES = 50
 #: levels of replies read below a post (the lexicon allows up to 1000)
 THREAD_DEPTH = 100
@@ -194,12 +200,16 @@ class _Account:
         self.api = api
         self.ref = ref
         self.now = now
-        self.since = window.end - window.lookback
+        self.since = window.since
+        #: how far back the feed was read: ``since``, later when the page limit cut it
+        self.posts_since = self.since
         self.max_pages = int(ref.options.get("max_pages") or MAX_PAGES)
         self.did = ""
         self.handle = ""
         #: what the fetch is doing (names the step in an error message)
         self.step = "start"
+        #: what the account's rows lack (a page limit, a thread cut short): warnings
+        self.warnings: list[str] = []
 
     # -- 1. profile -----------------------------------------------------------------------
 
@@ -221,16 +231,22 @@ class _Account:
             "followers": _count(profile, "followersCount", what),
             "following": _count(profile, "followsCount", what),
             "posts_total": _count(profile, "postsCount", what),
+            "posts_since": None,  # set once the feed is read
         }
 
     # -- 2. author feed -------------------------------------------------------------------
 
     def feed(self) -> list[dict[str, Any]]:
-        """Feed items, newest first, down to the first (unpinned) one older than ``since``."""
+        """Feed items, newest first, down to the first (unpinned) one older than ``since``.
+
+        When the page limit ends the paging first, the items read are kept: ``posts_since``
+        becomes the oldest of them (pinned ones aside) and a warning says what is missing.
+        """
         self.step = "author feed"
         items: list[dict[str, Any]] = []
         cursor: str | None = None
         seen: set[str] = set()
+        oldest = self.now
         for page in range(1, self.max_pages + 1):
             data = self.api.query(
                 "app.bsky.feed.getAuthorFeed", actor=self.did, limit=PAGE_LIMIT, cursor=cursor
@@ -242,8 +258,10 @@ class _Account:
             for item in feed:
                 item = _obj(item, f"page {page} item")
                 items.append(item)
-                if not self._pinned(item) and self._sort_time(item) < self.since:
-                    older = True
+                if not self._pinned(item):
+                    when = self._sort_time(item)
+                    older = older or when < self.since
+                    oldest = min(oldest, when)
             cursor = data.get("cursor")
             if older or not feed or not cursor:
                 return items
@@ -253,10 +271,15 @@ class _Account:
                     "stopped paging (the server is looping)"
                 )
             seen.add(cursor)
-        raise ValueError(
-            f"still posts newer than {self.since:%Y-%m-%d %H:%M} UTC after "
-            f"{self.max_pages} pages of {PAGE_LIMIT}; raise the account option max_pages"
+        # every (unpinned) item read is newer than since: the feed since the oldest of them
+        # is complete, the older items not read
+        self.posts_since = oldest
+        self.warnings.append(
+            f"author feed of {self.did}: page limit reached (max_pages {self.max_pages}) "
+            f"before {_utc(self.since)}: posts before {_utc(oldest)} not read; "
+            "raise the account option max_pages"
         )
+        return items
 
     @staticmethod
     def _pinned(item: dict[str, Any]) -> bool:
@@ -342,6 +365,24 @@ class _Account:
         _obj(node.get("post"), f"thread of {uri}: root post")
         return node
 
+    def check_coverage(self, root_uri: str, node: dict[str, Any]) -> None:
+        """A warning when the tree holds fewer direct replies than the post's ``replyCount``.
+
+        Deleted (``#notFoundPost``) and blocked (``#blockedPost``) replies are in the tree
+        and in ``replyCount``: they count as seen.
+        """
+        counted = _count(node["post"], "replyCount", f"thread of {root_uri}: root post")
+        direct = _replies(node)
+        readable = sum(1 for child in direct if _readable(child))
+        if counted <= len(direct):
+            return
+        self.warnings.append(
+            f"thread of post {root_uri}: read {len(direct)} of {counted} direct replies "
+            f"({readable} readable; replyCount also counts replies the AppView does not "
+            "return, e.g. of taken-down or deactivated accounts, and it may cut very large "
+            "threads)"
+        )
+
     def reply_rows(self, root_uri: str, node: dict[str, Any], seen: set[str]) -> list[dict]:
         """Every reply below ``node`` (depth first), skipping deleted and blocked ones."""
         rows: list[dict[str, Any]] = []
@@ -379,14 +420,17 @@ class _Account:
     # -- the whole account ----------------------------------------------------------------
 
     def fetch(self) -> dict[str, list[dict[str, Any]]]:
+        snapshot = self.snapshot()
         rows: dict[str, list[dict[str, Any]]] = {
-            "account_snapshots": [self.snapshot()],
+            "account_snapshots": [snapshot],
             "post_observations": [],
             "thread_replies": [],
         }
         originals: list[tuple[dt.datetime, str]] = []
         done: set[str] = set()
-        for item in self.feed():
+        items = self.feed()
+        snapshot["posts_since"] = self.posts_since
+        for item in items:
             self.step = "author feed"
             row = self.post_row(item)
             if row is None or row["post_id"] in done:
@@ -403,6 +447,7 @@ class _Account:
             self.step = f"thread of {uri}"
             node = self.thread(uri)
             if node is not None:
+                self.check_coverage(uri, node)
                 rows["thread_replies"].extend(self.reply_rows(uri, node, seen))
         return rows
 
@@ -483,6 +528,10 @@ def _readable(node: dict[str, Any]) -> bool:
     return kind in (THREAD_VIEW, None) and isinstance(node.get("post"), dict)
 
 
+def _utc(when: dt.datetime) -> str:
+    return f"{when:%Y-%m-%d %H:%M:%S} UTC"
+
+
 def _message(exc: Exception) -> str:
     if isinstance(exc, HttpError | ValueError):
         return str(exc)
@@ -515,6 +564,9 @@ class BlueskyPlatform:
                 )
                 continue
             result.extend(rows)
+            for warning in account.warnings:  # the rows are fine: a warning, not an error
+                log.warning("bluesky %s (%s): %s", ref.handle, ref.company_id, warning)
+                result.warnings.append(FetchError(self.name, ref.company_id, ref.handle, warning))
             self._probes(account, ref, result)
         return result
 

@@ -4,13 +4,20 @@ Reads the public REST API of the account's own server (no login needed; see READ
 
 * ``GET /api/v1/accounts/lookup?acct=<user>``: the Account (id and counters);
 * ``GET /api/v1/accounts/<id>/statuses?limit=40``, then the ``Link: rel="next"`` pages,
-  until a (non-pinned) status is older than ``window.end - window.lookback``;
-* ``GET /api/v1/statuses/<id>/context`` for every own original post of the lookback window
-  that has replies (``replies_count > 0``), and for every field-study question.
+  until a (non-pinned) status is older than ``window.since`` (the window's start or
+  ``end - lookback``, whichever is earlier: a backfill reads its whole window), or until
+  the page limit (``MAX_PAGES``, account option ``max_pages``);
+* ``GET /api/v1/statuses/<id>/context`` for every own original post since then that has
+  replies (``replies_count > 0``), and for every field-study question.
 
 Every request goes through the shared :class:`socialpulse.http.HttpClient` (timeouts,
 retries, ``X-RateLimit-*`` pacing, 429). One fetch observes every account at one time,
 ``context.now()`` taken when the fetch starts.
+
+The account's snapshot says how far back the fetch read (``posts_since``): ``window.since``,
+or the oldest status read when the page limit stopped the paging before it; that cut is a
+warning (``FetchResult.warnings``), not an error. So is a thread whose context holds fewer
+direct replies than the post's ``replies_count`` (anonymous context requests are capped).
 
 An account whose data cannot be read completely (unknown, suspended, private, an HTML page,
 truncated JSON, a pagination loop, a status without id ...) yields a :class:`FetchError` and
@@ -47,8 +54,12 @@ log = logging.getLogger(__name__)
 
 #: statuses per page: the API's maximum for account timelines
 PAGE_LIMIT = 40
-#: a safety valve against endless paging (40 x 250 = 10,000 statuses in one lookback)
+#: timeline pages per account and fetch (account option ``max_pages``): 40 x 250 = 10,000
+#: statuses; an account with more since ``window.since`` is read that far, with a warning
 MAX_PAGES = 250
+#: descendants of an anonymous ``/context`` request (and 40 ancestors, depth 20); a token
+#: raises both to 4096 (API docs, GET /api/v1/statuses/:id/context)
+ANONYMOUS_DESCENDANTS = 60
 
 # Mastodon usernames: letters, digits, '_', with '.' or '-' inside (never at the ends)
 _USER = r"[A-Za-z0-9_]+(?:[.-]+[A-Za-z0-9_]+)*"
@@ -231,6 +242,10 @@ def _norm_url(url: str | None) -> str | None:
     return url.strip().rstrip("/").lower() if url else None
 
 
+def _utc(when: dt.datetime) -> str:
+    return f"{when:%Y-%m-%d %H:%M:%S} UTC"
+
+
 class _Account:
     """One account's fetch: everything or an error, never half."""
 
@@ -245,16 +260,24 @@ class _Account:
         self.client = client
         self.ref = ref
         self.now = now
-        self.cutoff = window.end - window.lookback
+        self.since = window.since
+        #: how far back the statuses were read: ``since``, later when the page limit cut it
+        self.posts_since = self.since
         self.token = token
         self.where = parse_handle(ref.handle, ref.options.get("api_base"))
         self.max_pages = int(ref.options.get("max_pages") or MAX_PAGES)
+        #: what the account's rows lack (a page limit, a thread cut short): warnings
+        self.warnings: list[str] = []
 
     # -- HTTP ----------------------------------------------------------------------------
 
+    def _authorised(self, url: str) -> bool:
+        """Whether requests to ``url`` carry the connection's token (its own server only)."""
+        return bool(self.token) and urlsplit(url).netloc.lower() == self.token[0]
+
     def _get(self, url: str, params: dict[str, Any] | None = None, expect: type = dict) -> Any:
         headers = None
-        if self.token and urlsplit(url).netloc.lower() == self.token[0]:
+        if self.token and self._authorised(url):
             headers = {"Authorization": f"Bearer {self.token[1]}"}
         return self.client.get_json(url, params=params, headers=headers, expect=expect)
 
@@ -278,7 +301,11 @@ class _Account:
             return account, own_id
 
     def timeline(self, own_id: str) -> list[Status]:
-        """The account's statuses back to the cutoff (page by page, newest first)."""
+        """The account's statuses back to ``since`` (page by page, newest first).
+
+        When the page limit ends the paging first, the statuses read are kept: ``posts_since``
+        becomes the oldest of them (pinned ones aside) and a warning says what is missing.
+        """
         base = self.where.base_url
         url: str = f"{base}/api/v1/accounts/{own_id}/statuses"
         params: dict[str, Any] | None = {"limit": PAGE_LIMIT}
@@ -292,9 +319,7 @@ class _Account:
                 statuses = [Status.parse(raw, f"page {page_no}") for raw in page]
                 out.extend(statuses)
                 # newest first; pinned statuses are shown first whatever their age
-                if not statuses or any(
-                    s.created_at < self.cutoff for s in statuses if not s.pinned
-                ):
+                if not statuses or any(s.created_at < self.since for s in statuses if not s.pinned):
                     return out
                 nxt = (response.links.get("next") or {}).get("url")
                 if not nxt:
@@ -312,10 +337,16 @@ class _Account:
                 if max_id:
                     seen_max_ids.add(max_id)
                 url, params = nxt, None
-        raise MastodonError(
-            f"more than {self.max_pages} pages of statuses in the lookback "
-            "(raise the account option max_pages if this is real)"
+        # every (unpinned) status read is newer than since: the statuses since the oldest
+        # of them are complete, the older ones not read
+        oldest = min((s.created_at for s in out if not s.pinned), default=self.now)
+        self.posts_since = min(oldest, self.now)
+        self.warnings.append(
+            f"statuses of account {own_id}: page limit reached (max_pages {self.max_pages}) "
+            f"before {_utc(self.since)}: posts before {_utc(self.posts_since)} not read; "
+            "raise the account option max_pages"
         )
+        return out
 
     def context(self, base: str, status_id: str) -> list[Status]:
         data, _ = self._get(f"{base}/api/v1/statuses/{status_id}/context")
@@ -345,6 +376,7 @@ class _Account:
                 "followers": _req_count(account, "followers_count", "the account"),
                 "following": _count(account, "following_count", "the account", False),
                 "posts_total": _count(account, "statuses_count", "the account", False),
+                "posts_since": None,  # set once the timeline is read
             }
         rows: dict[str, list[dict[str, Any]]] = {
             "account_snapshots": [snapshot],
@@ -354,11 +386,12 @@ class _Account:
         }
         posts: dict[str, Status] = {}
         for s in self.timeline(own_id):
-            if self.cutoff <= s.created_at <= now:  # pinned old statuses, clock skew stay out
+            if self.since <= s.created_at <= now:  # pinned old statuses, clock skew stay out
                 posts.setdefault(s.id, s)  # a pinned status also shown in its place: once
+        snapshot["posts_since"] = self.posts_since
         rows["post_observations"] = [self._post_row(s, own_id) for s in posts.values()]
         rows["thread_replies"] = self._threads(list(posts.values()), own_id)
-        problems: list[str] = []
+        problems = self.warnings
         rows["probes"] = self._probes(account, own_id, problems)
         return rows, problems
 
@@ -398,6 +431,7 @@ class _Account:
         for root in roots:
             with _step(f"reading the thread of status {root.id}"):
                 replies = self.context(self.where.base_url, root.id)
+            self._check_coverage(root, replies)
             for r in replies:
                 if r.id in seen or r.created_at > self.now:
                     continue
@@ -417,6 +451,29 @@ class _Account:
                     }
                 )
         return rows
+
+    def _check_coverage(self, root: Status, replies: list[Status]) -> None:
+        """A warning when the context holds fewer direct replies than ``replies_count``."""
+        seen = sum(1 for r in replies if r.in_reply_to_id == root.id)
+        if root.replies <= seen:
+            return
+        base = self.where.base_url
+        if self._authorised(base):
+            why = (
+                f"{len(replies)} descendants returned to the mastodon_default token, which "
+                "may read up to 4096: the others are not visible to it (deleted, private, "
+                "or from servers this one blocks)"
+            )
+        else:
+            why = (
+                f"{len(replies)} descendants returned; anonymous context requests are capped "
+                f"at {ANONYMOUS_DESCENDANTS} descendants (depth 20): a token for "
+                f"{urlsplit(base).netloc} in the Airflow connection mastodon_default lifts "
+                "the cap"
+            )
+        self.warnings.append(
+            f"thread of post {root.id}: read {seen} of {root.replies} direct replies ({why})"
+        )
 
     def _probes(
         self, account: dict[str, Any], own_id: str, problems: list[str]

@@ -4,21 +4,34 @@ One registry account is one feed. Its URL is ``options.feed_url`` when given, el
 handle (which must then be an http(s) URL); the URL is the account's ``account_id``.
 
 A fetch observes every entry published (or, lacking a publication date, updated) in
-``[window.end - window.lookback, now]`` as an ``original`` post. A feed has no likes,
-reposts, quotes or views; WordPress and many other blog engines publish the comment count
-per entry (``slash:comments``), which becomes ``replies``. Feeds have no followers, so this
-platform emits no account snapshots, and comment authors cannot be identified reliably, so
-it emits no thread replies (see README.md).
+``[window.since, now]`` as an ``original`` post (``window.since``: the window's start or
+``end - lookback``, whichever is earlier, so a backfill reads its whole window). A feed has
+no likes, reposts, quotes or views; WordPress and many other blog engines publish the
+comment count per entry (``slash:comments``), which becomes ``replies``. Comment authors
+cannot be identified reliably, so it emits no thread replies (see README.md).
 
-Conditional GET: the ``ETag`` and ``Last-Modified`` of each feed's last successfully parsed
-response are kept in ``<state_dir>/rss_http_cache.json`` and sent back as
-``If-None-Match`` / ``If-Modified-Since``. A ``304 Not Modified`` means the feed is
-unchanged since then: the account emits no rows and no error (its previous observations
-stay the latest state).
+Every feed read successfully gets one ``account_snapshots`` row: feeds have no followers,
+followings or post totals (all null), but the row records that the feed was looked at and
+how far back (``posts_since``: ``window.since`` when an entry older than it was read;
+else the oldest entry read, as a feed that ends, or a page limit that stops the paging,
+before ``since`` says nothing about the time before its oldest entry).
+
+Paging (RFC 5005): while the oldest dated entry of a page is not older than ``since``, the
+feed's ``<link rel="next">`` (Atom, or ``atom:link`` in RSS) is followed, up to ``max_pages``
+pages (account option, default :data:`MAX_PAGES`). Stopped there, the entries read are
+kept and a warning (``FetchResult.warnings``) says which are missing; a next link that
+repeats a page already read is an error.
+
+Conditional GET (the first page only): the ``ETag`` and ``Last-Modified`` of each feed's
+last successfully read response are kept in ``<state_dir>/rss_http_cache.json`` with its
+body, and sent back as ``If-None-Match`` / ``If-Modified-Since``. A ``304 Not Modified``
+costs no download: the cached copy is parsed and observed again (posts and snapshot, as if
+it had been downloaded), so a run whose batch was quarantined or retried loses nothing.
 
 A feed that cannot be fetched (HTTP errors after the shared client's retries, timeouts,
-unreachable hosts) or is no feed (an HTML page, truncated XML, an empty body) becomes a
-:class:`FetchError` for that account; it emits no rows and the other accounts go on.
+unreachable hosts) or is no feed (an HTML page, truncated XML, an empty body), on any of its
+pages, becomes a :class:`FetchError` for that account; it emits no rows and the other
+accounts go on.
 """
 
 from __future__ import annotations
@@ -32,8 +45,9 @@ import logging
 import os
 import re
 import tempfile
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urljoin, urlsplit
 
 from socialpulse.http import HttpError, snippet
 from socialpulse.platforms.base import (
@@ -58,6 +72,8 @@ log = logging.getLogger(__name__)
 
 #: the conditional-GET validators per feed URL, in the platform's state folder
 CACHE_FILE = "rss_http_cache.json"
+#: feed pages (RFC 5005 ``rel="next"``) per account and fetch (account option ``max_pages``)
+MAX_PAGES = 10
 ACCEPT = (
     "application/rss+xml, application/atom+xml, application/rdf+xml;q=0.9, "
     "application/xml;q=0.8, text/xml;q=0.8, */*;q=0.1"
@@ -296,6 +312,36 @@ def comment_count(entry: Any, url: str) -> int:
 # --- the platform --------------------------------------------------------------------------
 
 
+def next_link(parsed: Any, page_url: str) -> str | None:
+    """The page's RFC 5005 ``rel="next"`` link (Atom, or atom:link in RSS), absolute; or None."""
+    for link in parsed.feed.get("links") or ():
+        href = (link.get("href") or "").strip()
+        if link.get("rel") == "next" and href:
+            url = urljoin(page_url, href)
+            return url if urlsplit(url).scheme in ("http", "https") else None
+    return None
+
+
+def _same_page(url: str) -> str:
+    """A page URL's identity for loop detection: host, path and sorted query."""
+    parts = urlsplit(url)
+    query = "&".join(f"{k}={v}" for k, vs in sorted(parse_qs(parts.query).items()) for v in vs)
+    return f"{parts.netloc.lower()}{parts.path}?{query}"
+
+
+def _utc(when: dt.datetime) -> str:
+    return f"{when:%Y-%m-%d %H:%M:%S} UTC"
+
+
+@dataclass
+class _Feed:
+    """What one feed yielded: its rows, how far back it was read, what it lacks."""
+
+    rows: list[dict[str, Any]]
+    posts_since: dt.datetime
+    warnings: list[str] = field(default_factory=list)
+
+
 def _global_id(guid: str | None, feed: str) -> str | None:
     """Post ids are unique per platform: a guid that is not a URI is only unique in its feed."""
     if not guid:
@@ -316,15 +362,16 @@ class RssPlatform:
     def fetch(self, accounts: list[AccountRef], window: FetchWindow) -> FetchResult:
         result = FetchResult()
         now = self.context.now()
-        since = window.end - window.lookback
+        since = window.since
         client = self.context.client()
         cache = HttpCache(self.context.state_dir)
         seen: set[str] = set()  # post ids emitted in this fetch (the key is per platform)
+        snapped: set[str] = set()  # feeds with a snapshot in this fetch (the key is per feed)
         try:
             for ref in accounts:
                 try:
                     url = feed_url(ref)
-                    rows = self._fetch_feed(client, cache, ref, url, since, now)
+                    feed = self._fetch_feed(client, cache, ref, url, since, now)
                 except HttpError as exc:
                     message = f"feed could not be fetched: {exc}"
                 except FeedProblem as exc:
@@ -333,7 +380,21 @@ class RssPlatform:
                     log.exception("rss feed of %s (%s) failed", ref.handle, ref.company_id)
                     message = f"{type(exc).__name__}: {exc}"
                 else:
-                    for row in rows:
+                    if url in snapped:
+                        log.warning(
+                            "feed %s: already observed for another account in this fetch; "
+                            "no second snapshot",
+                            url,
+                        )
+                    else:
+                        snapped.add(url)
+                        result.add("account_snapshots", self._snapshot(ref, url, feed, now))
+                    for warning in feed.warnings:  # the rows are fine: a warning, no error
+                        log.warning("rss %s (%s): %s", ref.handle, ref.company_id, warning)
+                        result.warnings.append(
+                            FetchError(self.name, ref.company_id, ref.handle, warning)
+                        )
+                    for row in feed.rows:
                         if row["post_id"] in seen:
                             log.warning(
                                 "feed %s: post id %s already came from another feed in this "
@@ -353,6 +414,19 @@ class RssPlatform:
                 log.warning("could not save the feed validators to %s: %s", cache.path, exc)
         return result
 
+    def _snapshot(self, ref: AccountRef, url: str, feed: _Feed, now: dt.datetime) -> dict:
+        return {
+            "platform": self.name,
+            "company_id": ref.company_id,
+            "account_id": url,
+            "handle": ref.handle,
+            "observed_at": now,
+            "followers": None,  # a feed has no followers, followings or post total
+            "following": None,
+            "posts_total": None,
+            "posts_since": feed.posts_since,
+        }
+
     def _fetch_feed(
         self,
         client: HttpClient,
@@ -361,10 +435,12 @@ class RssPlatform:
         url: str,
         since: dt.datetime,
         now: dt.datetime,
-    ) -> list[dict[str, Any]]:
+    ) -> _Feed:
+        """The feed's rows since ``since``: its first page, then ``rel="next"`` pages."""
+        max_pages = int(ref.options.get("max_pages") or MAX_PAGES)
         conditional = cache.request_headers(url)
-        response = client.get(url, headers={"Accept": ACCEPT, **conditional}, ok=(200, 304))
-        if response.status_code == 304:
+        first = client.get(url, headers={"Accept": ACCEPT, **conditional}, ok=(200, 304))
+        if first.status_code == 304:
             if not conditional:
                 raise FeedProblem(f"HTTP 304 Not Modified to an unconditional request ({url})")
             body = cache.body(url)
@@ -375,22 +451,64 @@ class RssPlatform:
             log.info("feed %s not modified since the last fetch: observing the cached copy", url)
             content_type = "application/xml"
         else:
-            body = response.content
-            content_type = response.headers.get("Content-Type", "")
-        try:
-            parsed = parse_feed(body, content_type, url)
-        except FeedProblem as exc:
-            raise FeedProblem(f"{exc} ({url})") from exc
-        rows = self._rows(parsed, ref, url, since, now)
-        if response.status_code == 200:
-            cache.remember(url, response)
-        return rows
+            body = first.content
+            content_type = first.headers.get("Content-Type", "")
+        feed = _Feed(rows=[], posts_since=since)
+        ids: set[str] = set()  # post ids of this feed, over all its pages
+        read = {_same_page(url)}
+        oldest = now  # the oldest entry date read
+        page_url = url
+        for page_no in range(1, max_pages + 1):
+            try:
+                parsed = parse_feed(body, content_type, page_url)
+            except FeedProblem as exc:
+                raise FeedProblem(f"{exc} ({page_url})") from exc
+            feed.rows.extend(self._rows(parsed, ref, url, page_url, since, now, ids))
+            dates = [d for d in map(entry_time, parsed.entries) if d is not None]
+            nxt = next_link(parsed, page_url)
+            if dates and min(dates) < since:
+                break  # since reached: the feed was read back to the window's start
+            oldest = min(oldest, *dates)
+            if not dates or not nxt:
+                # the feed serves nothing older: it was read back to its oldest entry only
+                # (a feed keeps its last n entries; older posts may exist). Periods before
+                # that were not looked at, which is not the same as nothing happened.
+                feed.posts_since = max(oldest, since)
+                break
+            if _same_page(nxt) in read:
+                raise FeedProblem(
+                    f"pagination loop: the next link of page {page_no} ({page_url}) is {nxt}, "
+                    "a page already read"
+                )
+            if page_no == max_pages:
+                # every dated entry read is newer than since: complete since the oldest
+                feed.posts_since = oldest
+                feed.warnings.append(
+                    f"feed {url}: page limit reached (max_pages {max_pages}) before "
+                    f"{_utc(since)}: posts before {_utc(oldest)} not read; raise the account "
+                    "option max_pages"
+                )
+                break
+            read.add(_same_page(nxt))
+            page_url = nxt
+            response = client.get(page_url, headers={"Accept": ACCEPT})
+            body, content_type = response.content, response.headers.get("Content-Type", "")
+        if first.status_code == 200:  # only now: the whole feed was read
+            cache.remember(url, first)
+        return feed
 
     def _rows(
-        self, parsed: Any, ref: AccountRef, url: str, since: dt.datetime, now: dt.datetime
+        self,
+        parsed: Any,
+        ref: AccountRef,
+        url: str,
+        page_url: str,
+        since: dt.datetime,
+        now: dt.datetime,
+        ids: set[str],
     ) -> list[dict[str, Any]]:
+        """The rows of one page's entries; ``ids``: the feed's post ids so far (updated)."""
         rows: list[dict[str, Any]] = []
-        ids: set[str] = set()
         undated: list[str] = []
         for n, entry in enumerate(parsed.entries, start=1):
             link = (entry.get("link") or "").strip() or None
@@ -432,5 +550,5 @@ class RssPlatform:
                 "y" if len(undated) == 1 else "ies",
                 ", ".join(undated),
             )
-        log.info("feed %s: %d of %d entries observed", url, len(rows), len(parsed.entries))
+        log.info("feed %s: %d of %d entries observed", page_url, len(rows), len(parsed.entries))
         return rows
