@@ -33,8 +33,8 @@ $(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
 	$(UV) pip install --quiet --python $(PY) -r requirements-dev.txt
 	touch $@
 
-run: $(VENV)/.installed ## run the whole pipeline once on the configured companies (sample by default)
-	$(PY) -m socialpulse.cli run
+run: $(VENV)/.installed ## run the whole pipeline once on the configured companies (sample by default; HISTORY_DAYS=N)
+	$(PY) -m socialpulse.cli run $(if $(HISTORY_DAYS),--history-days $(HISTORY_DAYS))
 
 test: $(VENV)/.installed-dev ## run the whole test suite offline
 	$(PY) -m pytest

@@ -2,9 +2,12 @@
 ## socialpulse_models
 
 Builds the SQL models of `include/sql/` in the DuckDB warehouse whenever the ingestion DAG
-has updated the raw tables. Every model is its own task (grouped by layer: `staging`,
-`intermediate`, `marts`), so the grid shows exactly which model failed; a model's upstream
-tasks are read from the SQL itself (its `staging.` / `intermediate.` / `marts.` references).
+has updated the raw tables. `staging.snapshot` builds the whole staging layer in one
+transaction: the run's frozen copy of the raw and ref tables, so that a load landing while
+the run goes on never gives early models the old state and later ones the new. Every other
+model is its own task (grouped by layer: `intermediate`, `marts`), so the grid shows exactly
+which model failed; a model's upstream tasks are read from the SQL itself (its `staging.` /
+`intermediate.` / `marts.` references).
 
 Analysts read the marts: `marts.company_metrics`, `marts.success_index`,
 `marts.segment_benchmarks` (see the README's data dictionary and `../shared/METRICS.md`).
@@ -15,7 +18,7 @@ from __future__ import annotations
 from airflow.sdk import TaskGroup, dag, task
 
 from socialpulse.config import DUCKDB_POOL
-from socialpulse.models import LAYERS, discover
+from socialpulse.models import LAYERS, SOURCE_LAYER, discover
 from socialpulse.orchestration import (
     ANALYTICS_ASSET,
     DEFAULT_ARGS,
@@ -39,8 +42,26 @@ from socialpulse.orchestration import (
 def socialpulse_models():
     models = discover()
     groups = {layer: TaskGroup(group_id=layer) for layer in LAYERS}
-    tasks = {}
+    staging = [m for m in models if m.layer == SOURCE_LAYER]
+
+    @task(
+        task_id="snapshot",
+        task_group=groups[SOURCE_LAYER],
+        pool=DUCKDB_POOL,
+        doc_md="The staging layer in one transaction, the run's copy of the sources: "
+        + ", ".join(m.qualified for m in staging),
+    )
+    def snapshot() -> dict[str, int]:
+        from socialpulse.pipeline import build_source_snapshot
+
+        with fail_fast():
+            return build_source_snapshot()
+
+    frozen = snapshot()
+    tasks = {m.qualified: frozen for m in staging}
     for model in models:
+        if model.layer == SOURCE_LAYER:
+            continue
 
         @task(
             task_id=model.name,

@@ -114,6 +114,15 @@ def _success_index(con: Any) -> dict[str, Any]:
     return {"period_start": latest, "period_end": period_end, "segments": segments}
 
 
+def _threads(con: Any, index: dict[str, Any]) -> list[dict[str, Any]]:
+    """Thread coverage per platform for the posts of the week the page shows."""
+    from socialpulse.report import thread_coverage
+
+    if index["period_start"] is None or index["period_end"] is None:
+        return []
+    return thread_coverage(con, index["period_start"], index["period_end"])
+
+
 def _fetch_errors(con: Any) -> dict[str, Any]:
     from socialpulse.warehouse import dict_rows, has_table
 
@@ -192,6 +201,7 @@ def collect_status(root_path: str = URL_PREFIX) -> dict[str, Any]:
         "analytics_copy": {"available": False, "published_at": None, "message": None},
         "success_index": {"period_start": None, "period_end": None, "segments": []},
         "fetch_errors": {"errors": 0, "warnings": 0, "latest": []},
+        "threads": [],
         "loads": [],
         "quarantine": _quarantine(s),
         "reports": _reports(s, root_path),
@@ -219,6 +229,7 @@ def collect_status(root_path: str = URL_PREFIX) -> dict[str, Any]:
     try:
         con.execute("set TimeZone = 'UTC'")
         status["success_index"] = _success_index(con)
+        status["threads"] = _threads(con, status["success_index"])
         status["fetch_errors"] = _fetch_errors(con)
         status["loads"] = _loads(con)
         copy["available"] = True
@@ -277,6 +288,35 @@ def _data_docs_link(url: str | None) -> list[str]:
         "Great Expectations Data Docs</a> <span class='muted'>(every batch's validation"
         " results)</span></p>"
     ]
+
+
+def _threads_html(threads: list[dict[str, Any]]) -> list[str]:
+    """Thread coverage per platform (the posts of the week shown at the top)."""
+    if not threads:
+        return []
+    out = [
+        "<h3>Threads read (posts of the week above)</h3>"
+        "<table class='threads'><tr><th>Platform</th><th class='num'>Threads read</th>"
+        "<th class='num'>Cut short</th><th class='num'>Direct replies read / counted"
+        " there</th></tr>"
+    ]
+    for t in threads:
+        short = t["threads_short"]
+        out.append(
+            f"<tr><td>{_e(t['platform'])}</td><td class='num'>{_e(t['threads_read'])}</td>"
+            f"<td class='num{' warning' if short else ''}'>{_e(short)}</td>"
+            f"<td class='num'>"
+            + (f"{_e(t['replies_read'])} / {_e(t['replies_counted'])}" if short else NULL)
+            + "</td></tr>"
+        )
+    out.append("</table>")
+    if any(t["threads_short"] for t in threads):
+        out.append(
+            "<p class='muted'>A thread is cut short when the platform counts more direct"
+            " replies than its API returned (Mastodon: at most 60 descendants without a"
+            " token; set one in the connection mastodon_default).</p>"
+        )
+    return out
 
 
 def render_page(status: dict[str, Any], root_path: str = URL_PREFIX) -> str:
@@ -364,6 +404,7 @@ def render_page(status: dict[str, Any], root_path: str = URL_PREFIX) -> str:
                 f"<td>{_e(e['error'])}</td><td>{_e(e['batch_id'])}</td></tr>"
             )
         out.append("</table>")
+    out += _threads_html(status.get("threads") or [])
     out += _data_docs_link(status.get("data_docs"))
     if quarantine:
         out.append("<h3>Quarantined batches</h3>")

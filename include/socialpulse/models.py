@@ -12,9 +12,13 @@ file is a single pure SELECT preceded by a YAML header in a block comment::
     select ...
 
 Dependencies are read from the SQL: every schema-qualified reference to ``staging.x``,
-``intermediate.x`` or ``marts.x`` is one (``raw.`` and ``ref.`` are sources). Staging models
-are views, intermediate and mart models tables; a header may override this with
-``materialization: view|table``.
+``intermediate.x`` or ``marts.x`` is one (``raw.`` and ``ref.`` are sources). Every model is a
+table by default; a header may say ``materialization: view``.
+
+Only staging models read the sources (``raw``, ``ref``), and the staging layer is built as a
+whole in one transaction (:func:`build_in_one_transaction`): it is the models run's snapshot
+of the sources. A load that lands while the later models are built changes nothing of that
+run; the next run sees it.
 
 :func:`discover` runs at DAG parse time (one Airflow task per model), so it only reads files
 and uses regular expressions and YAML: no DuckDB import here at module level or in it.
@@ -41,8 +45,11 @@ if TYPE_CHECKING:
 
 #: Model layers in build order; the directory name is the schema.
 LAYERS = ("staging", "intermediate", "marts")
-#: Default materialization per layer.
-MATERIALIZATIONS = {"staging": "view", "intermediate": "table", "marts": "table"}
+#: Default materialization per layer: staging too is a table, the run's frozen copy of the
+#: sources (a view would read whatever a concurrent load left in raw at that moment).
+MATERIALIZATIONS = {"staging": "table", "intermediate": "table", "marts": "table"}
+#: The layer that reads the sources and is built in one transaction per models run.
+SOURCE_LAYER = "staging"
 
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
 _HEADER = re.compile(
@@ -261,30 +268,56 @@ def build_model(con: duckdb.DuckDBPyConnection, model: Model) -> int:
     Any failure is rolled back and re-raised as :class:`ModelBuildError` naming the model
     and its file.
     """
-    kind = model.materialization
-    other = "table" if kind == "view" else "view"
+    return build_in_one_transaction(con, [model])[model.qualified]
+
+
+def build_in_one_transaction(
+    con: duckdb.DuckDBPyConnection, models: Iterable[Model]
+) -> dict[str, int]:
+    """Build ``models`` (in the order given) in a single transaction: all or none.
+
+    Every model reads the database as it was when the transaction began (DuckDB's snapshot
+    isolation), so a load committed meanwhile by another connection is not half seen.
+    Returns rows per qualified name; a failure rolls all of them back and is re-raised as
+    :class:`ModelBuildError` naming the model and its file.
+    """
+    counts: dict[str, int] = {}
     con.execute("begin transaction")
+    model: Model | None = None
     try:
-        existing = con.execute(
-            "select table_type from information_schema.tables "
-            "where table_schema = ? and table_name = ?",
-            [model.layer, model.name],
-        ).fetchone()
-        if existing is not None and (existing[0] == "VIEW") != (kind == "view"):
-            con.execute(f"drop {other} {model.qualified}")
-        con.execute(f"create or replace {kind} {model.qualified} as\n{model.sql}")
-        rows = con.execute(f"select count(*) from {model.qualified}").fetchone()[0]
+        for model in models:
+            counts[model.qualified] = _create(con, model)
         con.execute("commit")
     except Exception as exc:
         with contextlib.suppress(Exception):
             con.execute("rollback")
-        raise ModelBuildError(f"model {model.qualified} ({model.path}): {exc}") from exc
-    return int(rows)
+        where = f"model {model.qualified} ({model.path})" if model is not None else "models"
+        raise ModelBuildError(f"{where}: {exc}") from exc
+    return counts
+
+
+def _create(con: duckdb.DuckDBPyConnection, model: Model) -> int:
+    kind = model.materialization
+    other = "table" if kind == "view" else "view"
+    existing = con.execute(
+        "select table_type from information_schema.tables "
+        "where table_schema = ? and table_name = ?",
+        [model.layer, model.name],
+    ).fetchone()
+    if existing is not None and (existing[0] == "VIEW") != (kind == "view"):
+        con.execute(f"drop {other} {model.qualified}")
+    con.execute(f"create or replace {kind} {model.qualified} as\n{model.sql}")
+    return int(con.execute(f"select count(*) from {model.qualified}").fetchone()[0])
 
 
 def build_all(
     con: duckdb.DuckDBPyConnection, models: Iterable[Model] | None = None
 ) -> dict[str, int]:
-    """Build ``models`` (default: :func:`discover`) in order. Returns rows per qualified name."""
+    """Build ``models`` (default: :func:`discover`) in order: the staging layer in one
+    transaction first, then every other model in its own. Returns rows per qualified name."""
     ordered = discover() if models is None else list(models)
-    return {m.qualified: build_model(con, m) for m in ordered}
+    counts = build_in_one_transaction(con, [m for m in ordered if m.layer == SOURCE_LAYER])
+    for m in ordered:
+        if m.layer != SOURCE_LAYER:
+            counts[m.qualified] = build_model(con, m)
+    return counts

@@ -299,6 +299,20 @@ def _sum_rows(loaded: list[Mapping[str, Any]]) -> dict[str, int]:
     return total
 
 
+def build_source_snapshot(warehouse: str | None = None) -> dict[str, int]:
+    """The staging layer, every model in one transaction: the models run's snapshot of the
+    raw and ref tables (later models read only it, so a concurrent load is never half seen).
+    """
+    from socialpulse.models import SOURCE_LAYER, build_in_one_transaction, discover
+    from socialpulse.warehouse import connect
+
+    staging = [m for m in discover() if m.layer == SOURCE_LAYER]
+    with connect(warehouse) as con:
+        rows = build_in_one_transaction(con, staging)
+    log.info("source snapshot (%d staging models): %s", len(rows), rows)
+    return rows
+
+
 def build_model(qualified: str, warehouse: str | None = None) -> int | None:
     """Build one SQL model (``layer.name``) in the warehouse."""
     from socialpulse.models import build_model as build

@@ -87,7 +87,7 @@ class Account(_Strict):
 class Target(_Strict):
     metric: Literal[METRICS]  # type: ignore[valid-type]
     op: Literal[TARGET_OPS]  # type: ignore[valid-type]
-    value: float
+    value: Annotated[float, Field(allow_inf_nan=False)]
 
 
 class Company(_Strict):
@@ -95,8 +95,11 @@ class Company(_Strict):
     name: Annotated[str, Field(min_length=1)]
     segment: Literal[SEGMENTS]  # type: ignore[valid-type]
     employees: Annotated[int, Field(ge=1)]
-    effort_hours_per_week: Annotated[float, Field(gt=0)] | None = None
-    goals: dict[str, Annotated[float, Field(ge=0)]] = Field(default_factory=dict)
+    effort_hours_per_week: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
+    #: weights per dimension: finite and >= 0; {} (or none) means the defaults (METRICS.md)
+    goals: dict[str, Annotated[float, Field(ge=0, allow_inf_nan=False)]] = Field(
+        default_factory=dict
+    )
     targets: list[Target] = Field(default_factory=list)
     accounts: Annotated[list[Account], Field(min_length=1)]
 

@@ -318,24 +318,19 @@ def _trends(
 
 
 def _coverage(con: duckdb.DuckDBPyConnection, period: Period) -> dict[str, Any]:
-    """Companies with / without raw observations in the period; accounts per platform."""
+    """Companies observed in the period (METRICS.md rule 8); accounts, posts and thread
+    coverage per platform."""
     start = dt.datetime.combine(period.start, dt.time())
     end = dt.datetime.combine(period.end, dt.time())
     companies = dict_rows(
         con,
         """
-        with observed as (
-            select company_id from raw.account_snapshots where observed_at >= ? and observed_at < ?
-            union
-            select company_id from raw.post_observations where observed_at >= ? and observed_at < ?
-        )
-        select c.company_id, c.company_name, c.segment,
-               c.company_id in (select company_id from observed) as has_data
+        select c.company_id, c.company_name, c.segment, c.is_observed as has_data
         from marts.success_index as c
         where c.period_type = ? and c.period_start = ?
         order by c.segment, c.company_name
         """,
-        [start, end, start, end, period.type, period.start],
+        [period.type, period.start],
     )
     platforms = dict_rows(
         con,
@@ -368,7 +363,83 @@ def _coverage(con: duckdb.DuckDBPyConnection, period: Period) -> dict[str, Any]:
         """,
         [start, end, start, end],
     )
-    return {"companies": companies, "platforms": platforms}
+    return {
+        "companies": companies,
+        "platforms": platforms,
+        "threads": thread_coverage(con, period.start, period.end),
+    }
+
+
+def thread_coverage(
+    con: duckdb.DuckDBPyConnection, start: dt.date, end: dt.date
+) -> list[dict[str, Any]]:
+    """Per platform, the threads of own original posts created in ``[start, end)``.
+
+    ``threads_read``: posts whose thread was read (at least one reply row);
+    ``threads_short``: posts whose latest fetch recorded that it read fewer direct replies
+    than the post counts (the connectors' thread warnings, e.g. Mastodon's anonymous
+    ``/context`` cap of 60 descendants), with the replies read and counted over them. A
+    warning counts only while no later fetch observed the post without one.
+    """
+    from socialpulse.platforms.base import thread_shortfall
+
+    if not (has_table(con, "raw", "post_observations") and has_table(con, "raw", "thread_replies")):
+        return []
+    lo, hi = dt.datetime.combine(start, dt.time()), dt.datetime.combine(end, dt.time())
+    posts = {
+        (r["platform"], r["post_id"]): r
+        for r in dict_rows(
+            con,
+            """
+            with threads as (
+                select distinct platform, root_post_id as post_id from raw.thread_replies
+            )
+            select p.platform, p.post_id, max(p.observed_at) as last_observed_at,
+                   bool_or(t.post_id is not null) as thread_read
+            from raw.post_observations as p
+            left join threads as t using (platform, post_id)
+            where p.kind = 'original' and p.created_at >= ? and p.created_at < ?
+            group by p.platform, p.post_id
+            """,
+            [lo, hi],
+        )
+    }
+    shortfalls: dict[tuple[str, str], tuple[dt.datetime, int, int]] = {}
+    if has_table(con, "ops", "fetch_errors"):
+        for w in dict_rows(
+            con,
+            "select platform, error, recorded_at from ops.fetch_errors "
+            "where severity = 'warning' and error like 'thread of post %'",
+        ):
+            parsed = thread_shortfall(w["error"])
+            key = (w["platform"], parsed[0]) if parsed else None
+            post = posts.get(key) if key else None
+            # current: recorded by the fetch that last observed the post (or a later one)
+            if parsed is None or post is None or w["recorded_at"] < post["last_observed_at"]:
+                continue
+            if key not in shortfalls or w["recorded_at"] > shortfalls[key][0]:
+                shortfalls[key] = (w["recorded_at"], parsed[1], parsed[2])
+    out: dict[str, dict[str, Any]] = {}
+    for (platform, post_id), post in sorted(posts.items()):
+        short = shortfalls.get((platform, post_id))
+        if not post["thread_read"] and short is None:
+            continue
+        row = out.setdefault(
+            platform,
+            {
+                "platform": platform,
+                "threads_read": 0,
+                "threads_short": 0,
+                "replies_read": 0,
+                "replies_counted": 0,
+            },
+        )
+        row["threads_read"] += 1
+        if short is not None:
+            row["threads_short"] += 1
+            row["replies_read"] += short[1]
+            row["replies_counted"] += short[2]
+    return list(out.values())
 
 
 def _fetch_errors(con: duckdb.DuckDBPyConnection, period: Period) -> list[dict[str, Any]]:
@@ -866,9 +937,10 @@ def _coverage_html(data: ReportData) -> str:
     with_data = len(companies) - len(without)
     out = [
         '<h2 id="coverage">Data coverage</h2>',
-        f'<p>Companies with data in this period: <strong id="companies-with-data">{with_data}'
-        f'</strong> of <span id="companies-total">{len(companies)}</span>. Without any account '
-        f'snapshot or post observation: <span id="companies-without-data">{len(without)}</span>'
+        f'<p>Companies observed in this period: <strong id="companies-with-data">{with_data}'
+        f'</strong> of <span id="companies-total">{len(companies)}</span>. Not observed (no '
+        "successful fetch looked at the period: no metrics from the platforms and no success "
+        f'index, never zeros): <span id="companies-without-data">{len(without)}</span>'
         + (
             ": "
             + ", ".join(
@@ -903,7 +975,43 @@ def _coverage_html(data: ReportData) -> str:
         for r in data.coverage["platforms"]
     ]
     out.append(_table(head, rows, "coverage", "Observations made during the period, per platform"))
+    out.append(_threads_html(data.coverage.get("threads") or []))
     return "".join(out)
+
+
+def _threads_html(threads: list[dict[str, Any]]) -> str:
+    intro = (
+        "<h3>Threads read</h3><p>Threads under the own posts of the period. A thread is cut "
+        "short when the platform counted more direct replies than its API returned (Mastodon "
+        "returns at most 60 descendants to anonymous requests; a token lifts that): the "
+        "liveliness and relationship metrics then miss those replies.</p>"
+    )
+    if not threads:
+        return intro + "<p class=muted>No thread read in this period.</p>"
+    head = [
+        ("Platform", False),
+        ("Threads read", True),
+        ("Cut short", True),
+        ("Direct replies read / counted there", True),
+    ]
+    rows = [
+        f'<tr class="thread-row" data-platform="{_e(r["platform"])}"><td>{_e(r["platform"])}</td>'
+        + _td("threads-read", fmt_count(r["threads_read"]), r["threads_read"])
+        + (
+            f'<td class="num threads-short severity-warning">{fmt_count(r["threads_short"])}</td>'
+            if r["threads_short"]
+            else _td("threads-short", "0", 0)
+        )
+        + _td(
+            "replies-read",
+            f"{fmt_count(r['replies_read'])} / {fmt_count(r['replies_counted'])}"
+            if r["threads_short"]
+            else NULL,
+        )
+        + "</tr>"
+        for r in threads
+    ]
+    return intro + _table(head, rows, "threads", "Thread coverage per platform")
 
 
 def _quality_html(data: ReportData) -> str:

@@ -90,6 +90,28 @@ def _build_data(data: Path) -> dict[str, Any]:
                 },
             ],
         )
+        # a thread the connector could not read in full, under the first original post of the
+        # latest complete week (2026-05-25) that has a thread
+        [short] = con.execute(
+            "select min(p.post_id) from raw.post_observations as p "
+            "join raw.thread_replies as t on t.platform = p.platform and t.root_post_id = p.post_id "
+            "where p.kind = 'original' and p.created_at >= timestamp '2026-05-25' "
+            "and p.created_at < timestamp '2026-06-01'"
+        ).fetchone()
+        record_fetch_errors(
+            con,
+            "fixture-threads",
+            "manual__1",
+            [
+                {
+                    "platform": "sample",
+                    "company_id": "baeckerei-schmidt",
+                    "handle": "baeckerei-schmidt",
+                    "severity": "warning",
+                    "error": f"thread of post {short}: read 58 of 62 direct replies (capped)",
+                }
+            ],
+        )
         models.build_all(con, models.discover())
         publish_analytics_copy(con, data / "analytics.duckdb")
     import duckdb
@@ -106,6 +128,13 @@ def _build_data(data: Path) -> dict[str, Any]:
                 [latest],
             ).fetchall()
         )
+        # threads read: the week's own originals that have at least one thread row
+        [threads_read] = con.execute(
+            "select count(*) from (select distinct p.post_id from raw.post_observations as p "
+            "semi join raw.thread_replies as t on t.root_post_id = p.post_id "
+            "where p.kind = 'original' and p.created_at >= ? and p.created_at < ? + 7)",
+            [latest, latest],
+        ).fetchone()
     # SAMPLE_END is Monday 2026-06-01 00:00, the last snapshot: the week from 05-25 is the
     # latest complete one
     assert latest == dt.date(2026, 5, 25) and medians
@@ -120,7 +149,12 @@ def _build_data(data: Path) -> dict[str, Any]:
     )
     (data / "secret.txt").write_text("not for the web")
     _build_data_docs(data)
-    return {"latest": latest, "medians": medians, "report": report.html.parent.name}
+    return {
+        "latest": latest,
+        "medians": medians,
+        "report": report.html.parent.name,
+        "threads_read": threads_read,
+    }
 
 
 def _build_data_docs(data: Path) -> None:

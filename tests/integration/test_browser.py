@@ -148,7 +148,7 @@ def _check_socialpulse_page(frame: Frame | Page, server: Server) -> None:
     latest = server.expected["latest"].isoformat()
     assert f"Week {latest} to" in frame.locator("body").inner_text()
     # data quality: the quarantined batch, and the fetch error shown as text, not run
-    summary = "1 fetch error, 1 warning, 1 quarantined batch."
+    summary = "1 fetch error, 2 warnings, 1 quarantined batch."
     assert frame.get_by_text(summary).is_visible()
     assert frame.get_by_text("bad-batch").first.is_visible()
     assert frame.get_by_text(XSS).first.is_visible()

@@ -67,8 +67,19 @@ def test_status_json_holds_the_segment_medians(server: Server) -> None:
     }
 
     errors = status["fetch_errors"]
-    assert (errors["errors"], errors["warnings"]) == (1, 1)
-    assert {e["error"] for e in errors["latest"]} == {XSS, "rate limited, retried"}
+    assert (errors["errors"], errors["warnings"]) == (1, 2)
+    assert {e["error"] for e in errors["latest"]} - {XSS, "rate limited, retried"} == {
+        e["error"] for e in errors["latest"] if e["error"].startswith("thread of post ")
+    }
+    # thread coverage of the week: one thread cut short (58 of 62, the fixture's warning)
+    [threads] = status["threads"]
+    assert threads == {
+        "platform": "sample",
+        "threads_read": server.expected["threads_read"],
+        "threads_short": 1,
+        "replies_read": 58,
+        "replies_counted": 62,
+    }
     assert [q["batch_id"] for q in status["quarantine"]] == ["bad-batch"]
     assert status["quarantine"][0]["failures"] == ["likes must be >= 0"]
     assert {load["batch_id"] for load in status["loads"]} == {"fixture-1"}
@@ -89,6 +100,7 @@ def test_html_page_with_bearer_token_and_with_the_ui_cookie(server: Server) -> N
         assert f"href='/socialpulse/reports/{server.expected['report']}/report.html'" in page
         assert "bad-batch" in page and "likes must be &gt;= 0" in page
         assert XSS not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+        assert "<td class='num warning'>1</td><td class='num'>58 / 62</td>" in page
         assert "http://" not in page and "https://" not in page  # no external URL
         assert "href='/socialpulse/data-docs/index.html'>Great Expectations Data Docs" in page
 

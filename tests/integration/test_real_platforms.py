@@ -70,7 +70,7 @@ def test_mixed_registry_reaches_the_marts_with_hand_computed_metrics(dags, scena
         ("mastodon", "original", 3),  # 5001, 5002 and 4000 (ten days before the week)
         ("mastodon", "reply", 1),
         ("mastodon", "repost", 1),
-        ("rss", "original", 1),  # ?p=12 is older than the 28-day lookback
+        ("rss", "original", 1),  # ?p=12 (60 days before the week) is older than the 35-day lookback
     ]
     replies = query(warehouse, "select platform, count(*) as n from raw.thread_replies "
                     "where platform <> 'sample' group by all order by all")  # fmt: skip
@@ -118,13 +118,17 @@ def test_bad_accounts_are_recorded_while_the_good_ones_load(dags, scenario, tmp_
     assert all(s == "success" for (t, _), s in tis.items() if t == "batch.load")
 
     errors = query(warehouse, "select platform, company_id, handle, severity, error "
-                   "from ops.fetch_errors order by platform")  # fmt: skip
+                   "from ops.fetch_errors order by platform, company_id")  # fmt: skip
     assert [(e["platform"], e["company_id"], e["severity"]) for e in errors] == [
+        ("mastodon", "baeckerei-nord", "warning"),
         ("mastodon", "nordbank", "error"),
         ("rss", "nordbank", "error"),
     ]
-    assert "404" in errors[0]["error"] and "nobody" in errors[0]["error"]
-    assert "404" in errors[1]["error"]
+    # 5001 counts 3 replies (replies_count), its context holds 2 direct ones (A1, B1): the
+    # thread coverage warning, recorded end to end without costing the account its rows
+    assert errors[0]["error"].startswith("thread of post 5001: read 2 of 3 direct replies (")
+    assert "404" in errors[1]["error"] and "nobody" in errors[1]["error"]
+    assert "404" in errors[2]["error"]
     # the good accounts of the same platforms loaded
     loaded = query(warehouse, "select distinct platform, company_id from raw.post_observations "
                    "where platform in ('mastodon', 'rss') order by 1")  # fmt: skip

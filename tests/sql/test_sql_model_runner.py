@@ -56,10 +56,11 @@ def test_discovery_order_is_layer_then_name_among_ready_models(tmp_path):
 def test_model_attributes(all_models):
     by_name = {m.qualified: m for m in all_models}
     stg = by_name["staging.stg_account_snapshots"]
+    # a table: the models run's frozen copy of the source (see the snapshot test below)
     assert (stg.layer, stg.name, stg.materialization) == (
         "staging",
         "stg_account_snapshots",
-        "view",
+        "table",
     )
     assert stg.path.name == "stg_account_snapshots.sql"
     assert not stg.sql.lstrip().startswith("/*")
@@ -177,7 +178,7 @@ def test_build_and_error(tmp_path):
                 "from information_schema.tables where table_schema in ('staging', 'marts')"
             ).fetchall()
         )
-        assert kinds == {"staging.stg_a": "VIEW", "marts.m_a": "BASE TABLE"}
+        assert kinds == {"staging.stg_a": "BASE TABLE", "marts.m_a": "BASE TABLE"}
         # rebuilding is idempotent
         assert models.build_all(con, found) == {"staging.stg_a": 2, "marts.m_a": 2}
         bad = write_model(root, "marts", "m_bad", "select no_such_column from staging.stg_a")
@@ -208,3 +209,57 @@ def test_company_metrics_has_every_metric(all_models):
 
     cols = {m.qualified: m.columns for m in all_models}["marts.company_metrics"]
     assert set(METRICS) | {"interactions"} <= set(cols)
+
+
+def test_a_load_between_two_model_tasks_is_not_half_seen(tmp_path, all_models):
+    """The models DAG builds staging in one task (one transaction), then one task per model.
+
+    A batch loaded after the staging snapshot (between two model tasks of one run) must not
+    reach the later models of that run: they all describe the state the run started from.
+    The next run sees it. (With staging views, int_posts_measured would read the new raw
+    rows while the spine and the periods came from the old ones.)
+    """
+    import datetime as dt
+
+    from socialpulse.records import RAW_SCHEMAS, to_arrow
+    from socialpulse.warehouse import load_batch, replace_reference_tables
+    from tests.sql.conftest import raw_tables, ref_tables
+
+    def b_week2() -> tuple:
+        return con.execute(
+            "select posts_per_week, interactions from marts.company_metrics where company_id "
+            "= 'b' and period_type = 'week' and period_start = date '2024-01-08'"
+        ).fetchone()
+
+    late_post = {
+        "platform": "mastodon",
+        "post_id": "p-b9",
+        "account_id": "b-m",
+        "company_id": "b",
+        "created_at": dt.datetime(2024, 1, 12),
+        "kind": "original",
+        "likes": 7,
+        "replies": 0,
+        "reposts": 0,
+        "quotes": 0,
+        "views": None,
+        "url": None,
+        "observed_at": dt.datetime(2024, 1, 14),
+    }
+    staging = [m for m in all_models if m.layer == "staging"]
+    later = [m for m in all_models if m.layer != "staging"]
+    with connect(tmp_path / "w.duckdb") as con:
+        replace_reference_tables(con, ref_tables())
+        load_batch(con, "fixture", raw_tables())
+        models.build_in_one_transaction(con, staging)  # task staging.snapshot
+        load_batch(
+            con,
+            "late",
+            {"post_observations": to_arrow(RAW_SCHEMAS["post_observations"], [late_post])},
+        )
+        for m in later:  # the other tasks of the same run
+            models.build_model(con, m)
+        # b in week 2 as the run started: p-b1, p-b2 -> 2 posts, 10 + 2 + 0 + 0 + 2 = 12
+        assert b_week2() == (2.0, 12)
+        models.build_all(con, all_models)  # the next run
+        assert b_week2() == (3.0, 12 + 7)

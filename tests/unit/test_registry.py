@@ -56,6 +56,15 @@ def test_good_file_parses_into_typed_companies(tmp_path):
     assert (w["findability"], w["image"]) == (0, 0)
 
 
+def test_empty_goals_mean_the_default_weights(tmp_path):
+    reg = load_registry(write(tmp_path, GOOD.replace("{liveliness: 3, sympathy: 2}", "{}")))
+    weights = reg.companies[0].weights()
+    assert [d for d, w in weights.items() if w == 1.0] == [
+        "reach", "growth", "engagement", "liveliness", "sympathy", "relationships", "efficiency",
+    ]  # fmt: skip
+    assert (weights["findability"], weights["image"]) == (0.0, 0.0)
+
+
 def test_reference_tables_hold_one_weight_per_company_and_dimension(tmp_path):
     tables = reference_tables(load_registry(write(tmp_path, GOOD)))
     assert tables["companies"].num_rows == 2
@@ -91,6 +100,11 @@ def test_bundled_sample_registry_is_valid():
         ("employees: 9", "employees: nine", ["'baeckerei-korn'", "'employees'"]),
         ("{liveliness: 3, sympathy: 2}", "{liveliness: 3, speed: 2}", ["'goals'", "speed"]),
         ("{liveliness: 3, sympathy: 2}", "{liveliness: 0}", ["'goals'", "above 0"]),
+        # weights, efforts and targets are finite (an infinite weight made the index NaN)
+        ("{liveliness: 3, sympathy: 2}", "{liveliness: .inf}", ["'goals.liveliness'", "finite"]),
+        ("{liveliness: 3, sympathy: 2}", "{liveliness: .nan}", ["'goals.liveliness'", "finite"]),
+        ("effort_hours_per_week: 3", "effort_hours_per_week: .inf", ["'effort_hours_per_week'"]),
+        ("value: 3}", "value: .nan}", ["'baeckerei-korn'", "'targets.0.value'", "finite"]),
         ('op: ">="', 'op: "=="', ["'baeckerei-korn'", "'targets.0.op'"]),
         ("metric: posts_per_week", "metric: likes", ["'targets.0.metric'"]),
         (

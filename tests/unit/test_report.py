@@ -337,13 +337,44 @@ def test_coverage_counts_observations_in_the_period(page: Page) -> None:
     assert page.one("snapshots", tag="td", platform="mastodon").text == "5"
 
 
-def test_coverage_names_companies_without_data(warehouse: Path, tmp_path: Path) -> None:
-    # week 4 (2024-01-22): no snapshot and no post observation at all
+def test_coverage_names_companies_not_observed(warehouse: Path, tmp_path: Path) -> None:
+    # week 4 (2024-01-22): only a-m's 02-05 12:00 snapshot looked at it (its fetch re-read
+    # the posts since 01-01 12:00, L = 35 days; METRICS.md rule 8). Every other company's
+    # last snapshot (01-15 at the latest) was taken before the week began.
     paths = build_report(warehouse, tmp_path, "week", dt.date(2024, 1, 22))
     page = Page(paths.html.read_text(encoding="utf-8"))
-    assert page.by_id("companies-with-data").text == "0"
+    assert page.by_id("companies-with-data").text == "1"
     names = {e.text for e in page.find("no-data-company")}
-    assert names == {"Alpha Bakery", TRICKY_NAME, "Gamma Print", "Xeno Corp", "Ypsilon AG"}
+    assert names == {TRICKY_NAME, "Gamma Print", "Xeno Corp", "Ypsilon AG"}
+
+
+def test_thread_coverage_per_platform(warehouse: Path, tmp_path: Path) -> None:
+    import shutil
+
+    copy = tmp_path / "w.duckdb"
+    shutil.copy(warehouse, copy)
+    with connect(copy) as con:
+        con.executemany(
+            "insert into ops.fetch_errors (batch_id, run_id, platform, company_id, handle, "
+            "severity, error, recorded_at) values ('b-9', 'run-9', 'mastodon', ?, ?, "
+            "'warning', ?, ?)",
+            [
+                # current: recorded after p-a1's last observation (01-20 00:00)
+                ["a", "a-m", "thread of post p-a1: read 4 of 6 direct replies (capped)",
+                 dt.datetime(2024, 1, 20, 12)],
+                # stale: p-b1 was observed again (01-14 00:00) after this warning
+                ["b", "b-m", "thread of post p-b1: read 1 of 3 direct replies (capped)",
+                 dt.datetime(2024, 1, 13)],
+            ],
+        )  # fmt: skip
+    page = Page(build_report(copy, tmp_path / "r", "week", WEEK).html.read_text("utf-8"))
+    # own originals created in week 2 whose thread was read (thread rows): mastodon p-a1
+    # (r1 ...), p-b1 (s1, s3), p-c1 (t1), p-y1 (z1) -> 4; cut short: p-a1, 4 of 6.
+    # bluesky's p-a5 and p-c2 have no thread rows: no row for bluesky.
+    assert [e.attrs["data-platform"] for e in page.find("thread-row")] == ["mastodon"]
+    assert page.one("threads-read", tag="td", platform="mastodon").text == "4"
+    assert page.one("threads-short", tag="td", platform="mastodon").text == "1"
+    assert page.one("replies-read", tag="td", platform="mastodon").text == "4 / 6"
 
 
 # --- the page is self-contained and safe --------------------------------------------------

@@ -8,6 +8,7 @@ the error is recorded and the other accounts go on.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
@@ -152,6 +153,24 @@ class Platform(Protocol):
     name: ClassVar[str]
 
     def fetch(self, accounts: list[AccountRef], window: FetchWindow) -> FetchResult: ...
+
+
+#: the warning a connector records when a thread holds fewer direct replies than the post
+#: counts (the report and the socialpulse page read it back with :func:`thread_shortfall`)
+_THREAD_SHORT = re.compile(
+    r"^thread of post (?P<post_id>\S+): read (?P<read>\d+) of (?P<counted>\d+) direct replies"
+)
+
+
+def thread_short_warning(post_id: str, read: int, counted: int, why: str) -> str:
+    """``thread of post <id>: read <read> of <counted> direct replies (<why>)``."""
+    return f"thread of post {post_id}: read {read} of {counted} direct replies ({why})"
+
+
+def thread_shortfall(message: str) -> tuple[str, int, int] | None:
+    """(post id, replies read, replies counted) of a :func:`thread_short_warning`, else None."""
+    m = _THREAD_SHORT.match(message or "")
+    return (m["post_id"], int(m["read"]), int(m["counted"])) if m else None
 
 
 def parse_time(value: Any) -> dt.datetime:

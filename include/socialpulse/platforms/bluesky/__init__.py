@@ -44,6 +44,7 @@ from socialpulse.platforms.base import (
     PlatformContext,
     parse_time,
     probe_row,
+    thread_short_warning,
 )
 from socialpulse.records import EARLIEST_TIMESTAMP
 
@@ -377,10 +378,14 @@ class _Account:
         if counted <= len(direct):
             return
         self.warnings.append(
-            f"thread of post {root_uri}: read {len(direct)} of {counted} direct replies "
-            f"({readable} readable; replyCount also counts replies the AppView does not "
-            "return, e.g. of taken-down or deactivated accounts, and it may cut very large "
-            "threads)"
+            thread_short_warning(
+                root_uri,
+                len(direct),
+                counted,
+                f"{readable} readable; replyCount also counts replies the AppView does not "
+                "return, e.g. of taken-down or deactivated accounts, and it may cut very large "
+                "threads",
+            )
         )
 
     def reply_rows(self, root_uri: str, node: dict[str, Any], seen: set[str]) -> list[dict]:

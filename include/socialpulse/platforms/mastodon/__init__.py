@@ -42,6 +42,7 @@ from socialpulse.platforms.base import (
     PlatformContext,
     parse_time,
     probe_row,
+    thread_short_warning,
 )
 
 if TYPE_CHECKING:
@@ -471,9 +472,7 @@ class _Account:
                 f"{urlsplit(base).netloc} in the Airflow connection mastodon_default lifts "
                 "the cap"
             )
-        self.warnings.append(
-            f"thread of post {root.id}: read {seen} of {root.replies} direct replies ({why})"
-        )
+        self.warnings.append(thread_short_warning(root.id, seen, root.replies, why))
 
     def _probes(
         self, account: dict[str, Any], own_id: str, problems: list[str]
