@@ -220,58 +220,94 @@ MANUAL = [
 ]
 
 
+def snapshot_row(
+    platform: str,
+    company: str,
+    account: str,
+    observed: str,
+    followers: int | None,
+    handle: str | None = None,
+    posts_since: str | None = None,
+) -> dict[str, Any]:
+    """An account_snapshots row; ``posts_since`` None: unknown (observed_at - L, rule 8)."""
+    return {
+        "platform": platform,
+        "company_id": company,
+        "account_id": account,
+        "handle": handle or account,
+        "observed_at": T(observed),
+        "followers": followers,
+        "following": None,
+        "posts_total": None,
+        "posts_since": T(posts_since) if posts_since else None,
+    }
+
+
+def post_row(
+    platform: str,
+    post_id: str,
+    account: str,
+    company: str,
+    created: str,
+    kind: str,
+    observed: str,
+    counts: tuple[int, int, int, int],
+) -> dict[str, Any]:
+    """A post_observations row; ``counts`` = (likes, replies, reposts, quotes)."""
+    likes, replies, reposts, quotes = counts
+    return {
+        "platform": platform,
+        "post_id": post_id,
+        "account_id": account,
+        "company_id": company,
+        "created_at": T(created),
+        "kind": kind,
+        "likes": likes,
+        "replies": replies,
+        "reposts": reposts,
+        "quotes": quotes,
+        "views": None,
+        "url": None,
+        "observed_at": T(observed),
+    }
+
+
+def reply_row(
+    reply: tuple[str, str, str, str, str, str, str, bool, str], observed: str
+) -> dict[str, Any]:
+    """A thread_replies row from (platform, reply_id, account, company, root, in_reply_to,
+    author, author_is_company, created_at)."""
+    platform, rid, account, company, root, parent, author, is_company, created = reply
+    return {
+        "platform": platform,
+        "reply_id": rid,
+        "account_id": account,
+        "company_id": company,
+        "root_post_id": root,
+        "in_reply_to_id": parent,
+        "author_id": author,
+        "author_is_company": is_company,
+        "created_at": T(created),
+        "observed_at": T(observed),
+    }
+
+
 def raw_tables() -> dict[str, Any]:
     snapshots = [
-        {
-            "platform": platform,
-            "company_id": company,
-            "account_id": account,
-            "handle": account,
-            "observed_at": T(observed),
-            "followers": followers,
-            "following": None,
-            "posts_total": None,
-            "posts_since": None,  # unknown: observed_at - LOOKBACK_DAYS (rule 8)
-        }
+        snapshot_row(platform, company, account, observed, followers)
         for company, platform, account, observed, followers in SNAPSHOTS
     ]
     posts = [
-        {
-            "platform": platform,
-            "post_id": post_id,
-            "account_id": account,
-            "company_id": company,
-            "created_at": T(created),
-            "kind": kind,
-            "likes": likes,
-            "replies": replies,
-            "reposts": reposts,
-            "quotes": quotes,
-            "views": None,
-            "url": None,
-            "observed_at": T(observed),
-        }
+        post_row(platform, post_id, account, company, created, kind, observed, tuple(counts))
         for company, platform, post_id, account, created, kind, observations in POSTS
-        for observed, likes, replies, reposts, quotes in observations
+        for observed, *counts in observations
     ]
-    replies = []
     extra = dict(EXTRA_REPLY_OBSERVATIONS)
-    for company, platform, rid, account, root, parent, author, is_company, created in REPLIES:
-        for observed in [REPLIES_OBSERVED_AT, *([extra[rid]] if rid in extra else [])]:
-            replies.append(
-                {
-                    "platform": platform,
-                    "reply_id": rid,
-                    "account_id": account,
-                    "company_id": company,
-                    "root_post_id": root,
-                    "in_reply_to_id": parent,
-                    "author_id": author,
-                    "author_is_company": is_company,
-                    "created_at": T(created),
-                    "observed_at": T(observed),
-                }
-            )
+    replies = [
+        reply_row((platform, rid, account, company, root, parent, author, is_company, created), o)
+        for company, platform, rid, account, root, parent, author, is_company, created in REPLIES
+        for o in [REPLIES_OBSERVED_AT, *([extra[rid]] if rid in extra else [])]
+    ]
     probes = [
         {
             "probe_id": pid,

@@ -44,7 +44,7 @@ from socialpulse import models
 from socialpulse.records import RAW_SCHEMAS, to_arrow
 from socialpulse.registry import DIMENSIONS, REF_TABLES
 from socialpulse.warehouse import connect, dict_rows, load_batch, replace_reference_tables
-from tests.sql.conftest import T
+from tests.sql.conftest import post_row, reply_row, snapshot_row
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -148,66 +148,17 @@ REPLIES_OBSERVED_AT = "2024-03-11"
 
 
 def _raw_tables() -> dict[str, Any]:
-    snapshots = [
-        {
-            "platform": platform,
-            "company_id": company,
-            "account_id": account,
-            "handle": handle,
-            "observed_at": T(observed),
-            "followers": followers,
-            "following": None,
-            "posts_total": None,
-            "posts_since": T(since) if since else None,
-        }
-        for platform, company, account, handle, observed, followers, since in SNAPSHOTS
-    ]
-    posts = [
-        {
-            "platform": platform,
-            "post_id": post_id,
-            "account_id": account,
-            "company_id": company,
-            "created_at": T(created),
-            "kind": kind,
-            "likes": likes,
-            "replies": replies,
-            "reposts": reposts,
-            "quotes": quotes,
-            "views": None,
-            "url": None,
-            "observed_at": T(observed),
-        }
-        for (
-            platform,
-            post_id,
-            account,
-            company,
-            created,
-            kind,
-            observed,
-            likes,
-            replies,
-            reposts,
-            quotes,
-        ) in POSTS
-    ]
-    replies = [
-        {
-            "platform": platform,
-            "reply_id": rid,
-            "account_id": account,
-            "company_id": company,
-            "root_post_id": root,
-            "in_reply_to_id": parent,
-            "author_id": author,
-            "author_is_company": is_company,
-            "created_at": T(created),
-            "observed_at": T(REPLIES_OBSERVED_AT),
-        }
-        for platform, rid, account, company, root, parent, author, is_company, created in REPLIES
-    ]
-    rows = {"account_snapshots": snapshots, "post_observations": posts, "thread_replies": replies}
+    rows = {
+        "account_snapshots": [
+            snapshot_row(platform, company, account, observed, followers, handle, since)
+            for platform, company, account, handle, observed, followers, since in SNAPSHOTS
+        ],
+        "post_observations": [
+            post_row(platform, post_id, account, company, created, kind, observed, counts)
+            for platform, post_id, account, company, created, kind, observed, *counts in POSTS
+        ],
+        "thread_replies": [reply_row(r, REPLIES_OBSERVED_AT) for r in REPLIES],
+    }
     return {table: to_arrow(RAW_SCHEMAS[table], r) for table, r in rows.items()}
 
 
