@@ -12,7 +12,9 @@ not seconds, are what to compare between machines:
 * validate: the Great Expectations gate vs. the load of the same batch;
 * models: building every SQL model vs. one full scan of the raw tables;
 * generate: the sample platform producing the batch (40 companies x ``--days``) vs. loading
-  it (the unit tests check what it generates, never how fast).
+  it (the unit tests check what it generates, never how fast);
+* plan: a registry of 20,000 companies parsed once per run, its batches passed through XCom
+  as references: the XCom payload vs. the accounts it used to carry inline.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import datetime as dt, json, resource, sys, time
 from pathlib import Path
 stage, days, folder = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3])
 ROWWISE_ROWS = 10_000
+PLAN_COMPANIES = 20_000
 
 def sample_tables(days):
     from socialpulse.config import SAMPLE_COMPANIES
@@ -46,7 +49,22 @@ def sample_tables(days):
 def timed(fn):
     t = time.perf_counter(); out = fn(); return time.perf_counter() - t, out
 
-if stage == "generate":
+if stage == "plan":
+    # a large registry (PLAN_COMPANIES sample companies): parsed once, batches as references
+    import yaml
+    from socialpulse import pipeline
+    reg = folder / "big.yaml"
+    reg.write_text(yaml.safe_dump({"companies": [
+        {"id": f"co-{i:05d}", "name": f"Company {i}", "segment": "craft", "employees": 3,
+         "accounts": [{"platform": "sample", "handle": f"co-{i:05d}",
+                       "options": {"profile": "craft"}}]}
+        for i in range(PLAN_COMPANIES)]}))
+    secs, plan = timed(lambda: pipeline.plan_run("bench-plan", str(reg)))
+    inline = pipeline.plan_batches(str(reg))  # what XCom carried before: every account
+    result = {"seconds": secs, "rows": PLAN_COMPANIES,
+              "xcom_bytes": len(json.dumps(plan)),
+              "xcom_bytes_inline": len(json.dumps(inline))}
+elif stage == "generate":
     secs, tables = timed(lambda: sample_tables(days))
     rows = sum(t.num_rows for t in tables.values())
     import pyarrow.parquet as pq
@@ -123,7 +141,7 @@ def main() -> int:
         folder = Path(tmp)
         r = {
             s: run_stage(s, args.days, folder)
-            for s in ("generate", "load", "load_rowwise", "validate", "models")
+            for s in ("generate", "load", "load_rowwise", "validate", "models", "plan")
         }
     rows = r["generate"]["rows"]
     report = {
@@ -138,6 +156,8 @@ def main() -> int:
             "validate_vs_load": r["validate"]["seconds"] / r["load"]["seconds"],
             "models_vs_raw_scan": r["models"]["seconds"] / r["models"]["scan_seconds"],
             "generate_vs_load": r["generate"]["seconds"] / r["load"]["seconds"],
+            "plan_xcom_vs_inline_accounts": r["plan"]["xcom_bytes"]
+            / r["plan"]["xcom_bytes_inline"],
             "load_memory_vs_generate": r["load"]["max_rss_mb"] / r["generate"]["max_rss_mb"],
         },
     }
@@ -147,6 +167,11 @@ def main() -> int:
         print(
             f"{name:<14}{s['seconds']:>10.2f}{s['rows'] / s['seconds']:>14,.0f}{s['max_rss_mb']:>12.0f}"
         )
+    plan = r["plan"]
+    print(
+        f"\nplan of {plan['rows']:,} companies: {plan['seconds']:.1f} s, XCom "
+        f"{plan['xcom_bytes']:,} bytes (the accounts inline: {plan['xcom_bytes_inline']:,})"
+    )
     print("\nratios (same run):")
     for k, v in report["ratios"].items():
         print(f"  {k:<28}{v:>8.2f}")

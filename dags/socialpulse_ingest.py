@@ -4,27 +4,35 @@
 Fetches every account of the company registry (`SOCIALPULSE_COMPANIES`), validates each
 batch with Great Expectations and loads it into the DuckDB warehouse (`SOCIALPULSE_WAREHOUSE`).
 
-For each batch of accounts of one platform (dynamic task mapping):
-`fetch` (stage rows as Parquet) -> `validate` (GX suites; a failing batch is quarantined
-and its task fails naming the expectation and rows) -> `load` (one transaction,
-delete-then-insert on the natural key: reruns never duplicate).
-
-* `sync_registry` refreshes the `ref` tables (companies, goals, targets).
-* `publish_raw` runs when at least one batch loaded, even if others failed, so valid batches
-  of other platforms still reach the models DAG through the `raw.*` assets (row counts
-  attached as metadata).
-* `all_batches_loaded` fails the run when any batch failed or any account could not be
-  fetched, so a partial load never looks green.
+* `plan_run` checks the registry (a malformed file fails here, before any fetch), parses it
+  once for the whole run and cuts it into batches of accounts, written to the run's staging
+  folder; `batches_<source>` hands each task group its batches as references (XCom never
+  carries the registry).
+* `sync_registry` refreshes the `ref` tables (companies, accounts, goals, targets).
+* One task group per platform (`sample`, `mastodon`, `bluesky`, `rss`, and `registry` for
+  the registry's own CSV rows), mapped over its batches:
+  `fetch` (stage rows as Parquet; rate-limited platforms in a pool of their own) ->
+  `validate` (GX suites; the rows of a company that fail are quarantined, the rest goes on)
+  -> `load` (one transaction, delete-then-insert on the natural key: reruns never duplicate).
+* `record_run` runs after every batch, whatever happened to it: each batch's outcome and
+  every account's errors and warnings go to `ops.fetch_errors`.
+* `publish_raw` tells the models DAG the raw tables changed when at least one batch loaded
+  (row counts attached as asset metadata).
+* `all_batches_loaded` fails the run naming every account and batch that failed, so a
+  partial load never looks green.
 
 Params: `backfill_days` widens the fetch window to that many days before the interval's
-end (the sample platform then replays each day, exactly as daily runs would).
+end (every connector reads back to the window's start; the sample platform replays each
+day, exactly as daily runs would).
 """
 
 from __future__ import annotations
 
+import datetime as dt
+
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_context, task, task_group
 
-from socialpulse.config import DUCKDB_POOL
+from socialpulse.config import DUCKDB_POOL, FETCH_POOLS
 from socialpulse.orchestration import (
     DEFAULT_ARGS,
     RAW_ASSETS,
@@ -32,6 +40,12 @@ from socialpulse.orchestration import (
     fail_fast,
     platform_connection,
 )
+from socialpulse.platforms import IMPLEMENTATIONS
+
+#: the registry's own rows (probes and manual metrics CSVs) form a batch of their own
+REGISTRY = "registry"
+#: a task group per platform with a connector, and one for the registry's rows
+SOURCES = (*IMPLEMENTATIONS, REGISTRY)
 
 
 def _window():
@@ -43,6 +57,10 @@ def _window():
     )
 
 
+def _run_id() -> str:
+    return get_current_context()["run_id"]
+
+
 def _label(batch: dict) -> dict:
     """Name the mapped task instance in the grid after its batch (e.g. ``sample-b000``)."""
     get_current_context()["batch_label"] = f"{batch['platform']}-b{batch['batch_no']:03d}"
@@ -52,56 +70,25 @@ def _label(batch: dict) -> dict:
 BATCH_LABEL = "{{ batch_label }}"
 
 
-@dag(
-    dag_id="socialpulse_ingest",
-    schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
-    start_date=START_DATE,
-    catchup=False,
-    max_active_runs=1,
-    default_args=DEFAULT_ARGS,
-    tags=["socialpulse", "ingest"],
-    doc_md=__doc__,
-    params={
-        "backfill_days": Param(
-            0, type="integer", minimum=0, maximum=400, description="Fetch this many days back."
-        )
-    },
-)
-def socialpulse_ingest():
-    @task
-    def plan_batches() -> list[dict]:
-        """Check the registry (fails before any fetch when malformed) and cut it into batches."""
-        from socialpulse.pipeline import plan_batches
+def batches_of(source: str):
+    """The task group of one source: fetch -> validate -> load, mapped over its batches."""
 
-        with fail_fast():
-            return plan_batches()
-
-    @task(pool=DUCKDB_POOL)
-    def sync_registry() -> dict:
-        """Replace the ref tables (companies, accounts, weights, targets) with the registry."""
-        from socialpulse.pipeline import sync_registry
-
-        with fail_fast():
-            return sync_registry()
-
-    @task_group(group_id="batch")
+    @task_group(group_id=source)
     def process(batch: dict):
-        @task(map_index_template=BATCH_LABEL)
+        @task(map_index_template=BATCH_LABEL, pool=FETCH_POOLS.get(source, "default_pool"))
         def fetch(batch: dict) -> dict:
             """Fetch one batch of accounts and stage its rows."""
             from socialpulse.pipeline import fetch_batch, is_offline
 
             _label(batch)
-            offline = is_offline(batch["platform"])
-            connection = None if offline else platform_connection(batch["platform"])
             with fail_fast():
-                return fetch_batch(
-                    batch, _window(), get_current_context()["run_id"], connection=connection
-                )
+                offline = is_offline(batch["platform"])
+                connection = None if offline else platform_connection(batch["platform"])
+                return fetch_batch(batch, _window(), _run_id(), connection=connection)
 
         @task(map_index_template=BATCH_LABEL)
         def validate(staged: dict) -> dict:
-            """Great Expectations gate: a failing batch is quarantined, not loaded."""
+            """Great Expectations gate: failing rows are quarantined, not loaded."""
             from socialpulse.pipeline import validate_staged
 
             with fail_fast():
@@ -117,45 +104,107 @@ def socialpulse_ingest():
 
         return load(validate(fetch(batch)))
 
-    @task(
-        pool=DUCKDB_POOL,
-        trigger_rule="all_done_min_one_success",
-        outlets=list(RAW_ASSETS.values()),
-    )
-    def publish_raw() -> dict:
+    return process
+
+
+@dag(
+    dag_id="socialpulse_ingest",
+    schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
+    start_date=START_DATE,
+    catchup=False,
+    max_active_runs=1,
+    # a run that takes longer is stuck: its staging folder is removed by a later run
+    dagrun_timeout=dt.timedelta(hours=12),
+    default_args=DEFAULT_ARGS,
+    tags=["socialpulse", "ingest"],
+    doc_md=__doc__,
+    params={
+        "backfill_days": Param(
+            0, type="integer", minimum=0, maximum=400, description="Fetch this many days back."
+        )
+    },
+)
+def socialpulse_ingest():
+    @task
+    def plan_run() -> dict[str, int]:
+        """Check the registry (fails before any fetch when malformed), plan the batches."""
+        from socialpulse.pipeline import plan_run
+
+        with fail_fast():
+            plan = plan_run(_run_id(), platforms=IMPLEMENTATIONS)
+        return {source: len(batches) for source, batches in plan.items()}
+
+    def batches(source: str):
+        @task(task_id=f"batches_{source}")
+        def planned() -> list[dict]:
+            """This source's batches of the run's plan (small references, never accounts)."""
+            from socialpulse.pipeline import planned_batches
+
+            with fail_fast():
+                return planned_batches(_run_id(), source)
+
+        return planned()
+
+    @task(pool=DUCKDB_POOL)
+    def sync_registry() -> dict:
+        """Replace the ref tables (companies, accounts, weights, targets) with the registry."""
+        from socialpulse.pipeline import sync_registry
+
+        with fail_fast():
+            return sync_registry(run_id=_run_id())
+
+    @task(pool=DUCKDB_POOL, trigger_rule="all_done")
+    def record_run() -> dict:
+        """Every batch's outcome and every account's errors and warnings, loaded or not."""
+        from socialpulse.pipeline import record_run
+
+        with fail_fast():
+            return record_run(_run_id())
+
+    @task(pool=DUCKDB_POOL, outlets=list(RAW_ASSETS.values()))
+    def publish_raw(summary: dict) -> dict:
         """Tell the models DAG the raw tables changed (row counts as asset metadata)."""
+        from airflow.sdk.exceptions import AirflowSkipException
+
         from socialpulse.pipeline import raw_table_counts
 
-        counts = raw_table_counts()
+        if not summary["loaded"]:
+            raise AirflowSkipException("no batch of this run was loaded: nothing to publish")
+        with fail_fast():
+            counts = raw_table_counts()
         events = get_current_context()["outlet_events"]
         for table, asset in RAW_ASSETS.items():
             events[asset].extra = {"rows": counts.get(table, 0)}
         return counts
 
     @task
-    def all_batches_loaded(loaded) -> dict:
-        """Fails the run when any batch failed or any account could not be fetched."""
-        from socialpulse.pipeline import check_loads
+    def all_batches_loaded(summary: dict) -> dict:
+        """Fails the run naming every account and batch that failed (the rest is loaded)."""
+        from socialpulse.pipeline import check_run
 
         with fail_fast():
-            return check_loads(loaded)  # one batch: its dict; several: a lazy sequence
+            return check_run(summary)
 
     @task(trigger_rule="all_done")
     def cleanup_staging() -> None:
-        """Remove this run's staging folder (quarantined batches are kept elsewhere)."""
+        """Remove this run's staging folder (quarantined rows are kept elsewhere)."""
         from socialpulse.pipeline import cleanup_staging
 
-        cleanup_staging(get_current_context()["run_id"])
+        cleanup_staging(_run_id())
 
-    batches = plan_batches()
+    plan = plan_run()
     registry = sync_registry()
-    loaded = process.expand(batch=batches)
-    batches >> registry >> loaded
-    published = publish_raw()
-    loaded >> published
-    published >> cleanup_staging()
+    recorded = record_run()
+    plan >> registry
+    for source in SOURCES:
+        planned = batches(source)
+        registry >> planned
+        loaded = batches_of(source).expand(batch=planned)
+        loaded >> recorded
+    published = publish_raw(recorded)
+    [recorded, published] >> cleanup_staging()
     # a leaf of its own: when it fails (or is upstream_failed) the whole run is failed
-    all_batches_loaded(loaded)
+    all_batches_loaded(recorded)
 
 
 socialpulse_ingest()

@@ -85,14 +85,16 @@ def socialpulse_models():
         """Write the analytics copy analysts query, atomically (new file, then rename)."""
         from socialpulse.pipeline import publish_analytics
 
-        return publish_analytics()
+        with fail_fast():
+            return publish_analytics()
 
     @task
     def build_report() -> dict[str, str]:
         """The published report of the latest complete week and month (HTML, CSV, Parquet)."""
         from socialpulse.pipeline import build_reports
 
-        return build_reports()
+        with fail_fast():
+            return build_reports()
 
     published = publish_analytics_copy()
     [tasks[m.qualified] for m in models if m.layer == "marts"] >> published >> build_report()

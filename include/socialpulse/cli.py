@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from socialpulse.config import DUCKDB_POOL, PROJECT_ROOT, settings
+from socialpulse.config import POOLS, PROJECT_ROOT, settings
 from socialpulse.registry import RegistryError, load_registry
 
 INGEST_DAG = "socialpulse_ingest"
@@ -59,14 +59,12 @@ def _apply_airflow_env() -> dict[str, str]:
 
 
 def bootstrap(quiet: bool = True) -> None:
-    """Migrate the Airflow metadata DB and create the DuckDB writers' pool (idempotent)."""
+    """Migrate the Airflow metadata DB and create the pools (idempotent)."""
     env = {**os.environ, **_apply_airflow_env()}
     airflow = str(Path(sys.executable).with_name("airflow"))
     out = subprocess.DEVNULL if quiet else None
-    for cmd in (
-        [airflow, "db", "migrate"],
-        [airflow, "pools", "set", DUCKDB_POOL, "1", "DuckDB allows one writer at a time"],
-    ):
+    pools = [[airflow, "pools", "set", name, str(n), d] for name, (n, d) in POOLS.items()]
+    for cmd in ([airflow, "db", "migrate"], *pools):
         proc = subprocess.run(cmd, env=env, stdout=out, stderr=subprocess.PIPE, text=True)
         if proc.returncode != 0:
             raise SystemExit(f"`{' '.join(cmd[1:])}` failed:\n{proc.stderr[-3000:]}")

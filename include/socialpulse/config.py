@@ -12,6 +12,22 @@ SQL_DIR = PROJECT_ROOT / "include" / "sql"
 
 #: the Airflow pool every DuckDB writer task runs in (one slot: DuckDB allows one writer)
 DUCKDB_POOL = "socialpulse_duckdb"
+#: the fetch tasks of a rate-limited platform run in its own pool, so that mapped fetches in
+#: parallel never overrun a budget the server counts per client IP (Mastodon: 300 requests
+#: per 5 minutes, Bluesky's AppView: 3000); a platform not named here uses default_pool
+FETCH_POOLS = {
+    "mastodon": "socialpulse_mastodon",
+    "bluesky": "socialpulse_bluesky",
+    "rss": "socialpulse_rss",
+}
+#: every pool the DAGs use: name -> (slots, description); `make run` / `make airflow`
+#: (socialpulse.cli bootstrap) and docker compose's init create them
+POOLS = {
+    DUCKDB_POOL: (1, "DuckDB allows one writer at a time"),
+    "socialpulse_mastodon": (1, "Mastodon fetches: rate limits count per client IP"),
+    "socialpulse_bluesky": (1, "Bluesky fetches: rate limits count per client IP"),
+    "socialpulse_rss": (4, "RSS/Atom fetches: one host per feed, a few at a time"),
+}
 
 
 def _int(name: str, default: int, minimum: int = 1) -> int:

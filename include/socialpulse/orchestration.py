@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Asset
@@ -62,12 +63,15 @@ def fail_fast() -> Iterator[None]:
 
     A malformed registry, a batch rejected by its suite, accounts that could not be fetched
     (their platform already retried), a warehouse of another schema version, a broken SQL
-    model. Network errors, timeouts and file locks stay ordinary exceptions and are retried.
+    model, a platform without a connector, a full or read-only disk and a missing write
+    permission (:func:`permanent_cause`). Network errors, timeouts and file locks stay
+    ordinary exceptions and are retried.
     """
     from airflow.sdk.exceptions import AirflowFailException
 
     from socialpulse.models import ModelBuildError, ModelError
     from socialpulse.pipeline import FetchFailed
+    from socialpulse.platforms import UnknownPlatform
     from socialpulse.registry import RegistryError
     from socialpulse.validation import BatchRejected
     from socialpulse.warehouse import WarehouseSchemaError
@@ -79,11 +83,56 @@ def fail_fast() -> Iterator[None]:
         WarehouseSchemaError,
         ModelError,
         ModelBuildError,
+        UnknownPlatform,
     )
     try:
         yield
     except permanent as exc:
         raise AirflowFailException(str(exc)) from exc
+    except Exception as exc:
+        cause = permanent_cause(exc)
+        if cause is None:
+            raise
+        raise AirflowFailException(f"{cause}: {exc}") from exc
+
+
+#: OS errors that a retry minutes later cannot mend: the disk is full or read-only, or we
+#: may not write there (a person has to act)
+_PERMANENT_ERRNOS = {
+    errno.ENOSPC: "no space left on the disk",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "the file system is read-only",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+}
+#: the same causes as DuckDB reports them (its IOException carries the OS message)
+_PERMANENT_MESSAGES = {
+    "no space left on device": "no space left on the disk",
+    "disk quota exceeded": "disk quota exceeded",
+    "read-only file system": "the file system is read-only",
+    "permission denied": "permission denied",
+}
+
+
+def permanent_cause(exc: BaseException) -> str | None:
+    """Why ``exc`` (or an exception it was raised from) cannot be mended by a retry, or None.
+
+    A full or read-only disk and a missing permission fail the task at once, with the cause
+    in the message, instead of being retried for many minutes.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in _PERMANENT_ERRNOS:
+            return _PERMANENT_ERRNOS[current.errno]
+        text = str(current).lower()
+        if "duckdb" in type(current).__module__:  # duckdb's errors live in _duckdb
+            for needle, cause in _PERMANENT_MESSAGES.items():
+                if needle in text:
+                    return cause
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def platform_connection(platform: str) -> dict[str, Any] | None:

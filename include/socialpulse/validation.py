@@ -73,6 +73,10 @@ class Failure:
     unexpected_count: int | None
     rows: list[int] = field(default_factory=list)
     keys: list[str] = field(default_factory=list)
+    #: every failing row (``rows`` shows the first few); empty when the failure names none
+    indexes: list[int] = field(default_factory=list)
+    #: the companies of the failing rows
+    companies: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.kwargs.items() if k != "batch_id")
@@ -196,9 +200,12 @@ def validate_batch(
     tables: Mapping[str, pa.Table],
     now: dt.datetime | None = None,
     quarantine_dir: Path | None = None,
+    quarantine: bool = True,
 ) -> ValidationReport:
     """Validate every table of a batch; quarantine and raise :class:`BatchRejected` on failure.
 
+    With ``quarantine=False`` a failing batch is only reported (``report.success`` False,
+    its failures naming rows and companies), for the caller to split by company.
     Pass or fail, the results are added to the GX Data Docs site (``Settings.gx_docs_dir``).
     """
     import great_expectations as gx
@@ -245,10 +252,43 @@ def validate_batch(
             report.success = False
             report.failures.append(_failure(schema, frame, r))
     report.docs_dir = _build_docs(ctx, docs, stored, results, config.gx_retention_days)
-    if not report.success:
+    if not report.success and quarantine:
         where = _quarantine(report, tables, quarantine_dir)
         raise BatchRejected(batch_id, report.failures, where, report.docs_dir)
     return report
+
+
+def split_by_company(
+    report: ValidationReport, tables: Mapping[str, pa.Table]
+) -> tuple[dict[str, pa.Table], dict[str, pa.Table]]:
+    """(the failing companies' rows, every other row), table by table.
+
+    A failing row costs its company all its rows of the batch. When a failure names no rows
+    (a table-level expectation: the column list) the first part is empty: nothing can be
+    kept apart, the whole batch is rejected.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if any(not f.companies for f in report.failures):
+        return {}, dict(tables)
+    bad_companies = pa.array(sorted({c for f in report.failures for c in f.companies}))
+    bad: dict[str, pa.Table] = {}
+    good: dict[str, pa.Table] = {}
+    for table, data in tables.items():
+        mask = pc.is_in(data["company_id"], value_set=bad_companies)
+        mask = pc.fill_null(mask, False)
+        if pc.any(mask).as_py():
+            bad[table] = data.filter(mask)
+        good[table] = data.filter(pc.invert(mask))
+    return bad, good
+
+
+def quarantine(
+    report: ValidationReport, tables: Mapping[str, pa.Table], root: Path | None = None
+) -> Path:
+    """Write ``tables`` and the report's GX result to ``<quarantine>/<batch_id>/``."""
+    return _quarantine(report, tables, root)
 
 
 def _result_keys(ctx: Any, suite_name: str, run_id: Any) -> list[Any]:
@@ -333,8 +373,17 @@ def _remove_empty_parents(folder: Path, stop: Path) -> None:
 def _failure(schema: RecordSchema, frame: Any, r: Any) -> Failure:
     cfg = r.expectation_config
     res = r.result or {}
-    rows = list(res.get("unexpected_index_list") or [])[:SHOW_ROWS]
-    rows = [int(i) if not isinstance(i, dict) else int(i.get("index", -1)) for i in rows]
+    indexes = [
+        int(i) if not isinstance(i, dict) else int(i.get("index", -1))
+        for i in res.get("unexpected_index_list") or []
+    ]
+    indexes = [i for i in indexes if 0 <= i < len(frame)]
+    companies = (
+        sorted({str(c) for c in frame["company_id"].iloc[indexes] if c is not None and c == c})
+        if indexes and "company_id" in frame.columns
+        else []
+    )
+    rows = indexes[:SHOW_ROWS]
     keys = []
     for i in rows:
         if 0 <= i < len(frame):
@@ -348,7 +397,7 @@ def _failure(schema: RecordSchema, frame: Any, r: Any) -> Failure:
     kwargs = {k: v for k, v in cfg.kwargs.items() if v is not None}
     if "observed_value" in res and not rows:
         kwargs["observed"] = res["observed_value"]
-    return Failure(schema.table, cfg.type, kwargs, count, rows, keys)
+    return Failure(schema.table, cfg.type, kwargs, count, rows, keys, indexes, companies)
 
 
 def _quarantine(

@@ -11,6 +11,7 @@ Loading the same batch twice therefore leaves identical tables.
 from __future__ import annotations
 
 import contextlib
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
 
     import duckdb
     import pyarrow as pa
+
+log = logging.getLogger(__name__)
 
 SCHEMAS = ("raw", "ref", "staging", "intermediate", "marts", "ops")
 
@@ -195,9 +198,21 @@ def load_batch(
             counts[table] = _replace_keys(con, schema, batch_id, data)
         con.execute("commit")
     except BaseException:
-        con.execute("rollback")
+        _rollback(con)
         raise
     return counts
+
+
+def _rollback(con: duckdb.DuckDBPyConnection) -> None:
+    """Roll back if a transaction is still open; never hide the error that led here.
+
+    A commit that fails (a full disk) ends the transaction itself: a second error from the
+    rollback ("no transaction is active") would replace the real cause.
+    """
+    try:
+        con.execute("rollback")
+    except Exception as exc:  # noqa: BLE001 - the caller re-raises the real cause
+        log.debug("rollback after a failed transaction: %s", exc)
 
 
 def _replace_keys(
@@ -253,7 +268,7 @@ def replace_reference_tables(
             con.unregister("_ref_incoming")
         con.execute("commit")
     except BaseException:
-        con.execute("rollback")
+        _rollback(con)
         raise
 
 
@@ -299,15 +314,18 @@ def publish_analytics_copy(con: duckdb.DuckDBPyConnection, dest: Path) -> Path:
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.tmp")
     source = con.execute("select current_database()").fetchone()[0]
-    con.execute("attach ? as analytics_copy", [str(tmp)])
     try:
-        con.execute(f'copy from database "{source}" to analytics_copy')
-        con.execute("checkpoint analytics_copy")
-    finally:
-        con.execute("detach analytics_copy")
-    try:
+        con.execute("attach ? as analytics_copy", [str(tmp)])
+        try:
+            con.execute(f'copy from database "{source}" to analytics_copy')
+            con.execute("checkpoint analytics_copy")
+        finally:
+            con.execute("detach analytics_copy")
         os.replace(tmp, dest)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        # a failed copy (a full disk, say) leaves nothing behind: neither the half-written
+        # file nor its write-ahead log, whichever retry this was
+        for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
+            leftover.unlink(missing_ok=True)
         raise
     return dest

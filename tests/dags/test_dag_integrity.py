@@ -52,11 +52,42 @@ def test_duckdb_writers_share_the_one_slot_pool(dagbag):
     from socialpulse.config import DUCKDB_POOL
 
     ingest = dagbag.dags["socialpulse_ingest"]
-    writers = {"sync_registry", "batch.load", "publish_raw"}
+    loads = {f"{source}.load" for source in ("sample", "mastodon", "bluesky", "rss", "registry")}
+    writers = {"sync_registry", "record_run", "publish_raw", *loads}
     assert {t.task_id for t in ingest.tasks if t.pool == DUCKDB_POOL} == writers
     models = dagbag.dags["socialpulse_models"]
     # the report reads the analytics copy, not the warehouse: it needs no writer slot
     assert {t.task_id for t in models.tasks if t.pool != DUCKDB_POOL} == {"build_report"}
+
+
+def test_fetches_of_rate_limited_platforms_run_in_a_pool_of_their_own(dagbag):
+    from socialpulse.config import POOLS
+
+    ingest = dagbag.dags["socialpulse_ingest"]
+    pools = {t.task_id: t.pool for t in ingest.tasks if t.task_id.endswith(".fetch")}
+    assert pools == {
+        "sample.fetch": "default_pool",  # offline: no budget to protect
+        "registry.fetch": "default_pool",
+        "mastodon.fetch": "socialpulse_mastodon",
+        "bluesky.fetch": "socialpulse_bluesky",
+        "rss.fetch": "socialpulse_rss",
+    }
+    # every pool a task uses is created by `make run` / `make airflow` and docker compose
+    used = {t.pool for dag in dagbag.dags.values() for t in dag.tasks} - {"default_pool"}
+    assert used <= set(POOLS)
+    assert POOLS["socialpulse_mastodon"][0] == 1
+
+
+def test_the_final_check_fails_the_run_even_when_everything_before_it_failed(dagbag):
+    """record_run runs whatever happened to the batches; the check is a leaf of its own."""
+    ingest = dagbag.dags["socialpulse_ingest"]
+    record = ingest.get_task("record_run")
+    assert record.trigger_rule == "all_done"
+    assert {f"{s}.load" for s in ("sample", "mastodon", "bluesky", "rss", "registry")} <= (
+        record.upstream_task_ids
+    )
+    check = ingest.get_task("all_batches_loaded")
+    assert check.upstream_task_ids == {"record_run"} and not check.downstream_task_ids
 
 
 def test_models_dag_has_one_task_per_sql_model_wired_from_the_sql(dagbag):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shlex
 
 import yaml
 
@@ -25,15 +26,24 @@ def test_compose_service_builds_this_repo_and_mounts_existing_folders():
     assert env["AIRFLOW__CORE__LOAD_EXAMPLES"] == "False"
 
 
-def test_compose_creates_the_duckdb_pool_before_airflow_starts():
-    """`airflow standalone` creates no pools; without this one no DuckDB writer is scheduled."""
+def test_compose_creates_every_pool_before_airflow_starts():
+    """`airflow standalone` creates no pools; without them no DuckDB writer (and no fetch of a
+    rate-limited platform) is ever scheduled."""
+    from socialpulse.config import POOLS
+
     compose = yaml.safe_load((PROJECT_ROOT / "docker-compose.yaml").read_text())
     shell, flag, script = compose["services"]["airflow"]["command"]
     assert (shell, flag) == ("bash", "-c")
     steps = [step.strip() for step in script.split("&&")]
     assert steps[0] == "airflow db migrate"
-    assert steps[1].startswith(f"airflow pools set {DUCKDB_POOL} 1 ")
-    assert steps[2] == "exec airflow standalone"
+    assert steps[-1] == "exec airflow standalone"
+    created = {}
+    for step in steps[1:-1]:
+        words = shlex.split(step)
+        assert words[:3] == ["airflow", "pools", "set"], step
+        created[words[3]] = (int(words[4]), words[5])
+    assert created == POOLS
+    assert created[DUCKDB_POOL][0] == 1
 
 
 def test_dockerfile_base_image_matches_the_locked_airflow_and_python():

@@ -56,19 +56,25 @@ def test_backfill_widens_the_window_to_days_before_its_end():
 
 
 def run_batches(w, run_id="run-1", companies=SMALL, staged_paths=None):
+    """One ingestion run as the DAG does it: plan, every batch through fetch, validate and
+    load (a failing stage stops only its batch), then record the run."""
     loaded = []
-    for batch in pipeline.plan_batches(str(companies)):
-        staged = pipeline.fetch_batch(batch, w, run_id, companies=str(companies))
-        if staged_paths is not None:
-            staged_paths += [Path(p) for p in staged["paths"].values()]
-        loaded.append(pipeline.load_staged(pipeline.validate_staged(staged)))
-    return loaded
+    plan = pipeline.plan_run(run_id, str(companies))
+    for batch in [b for batches in plan.values() for b in batches]:
+        try:
+            staged = pipeline.fetch_batch(batch, w, run_id, companies=str(companies))
+            if staged_paths is not None:
+                staged_paths += [Path(p) for p in staged["paths"].values()]
+            loaded.append(pipeline.load_staged(pipeline.validate_staged(staged)))
+        except (BatchRejected, RuntimeError):
+            continue
+    return loaded, pipeline.record_run(run_id)
 
 
 def test_fetch_validate_load_is_idempotent_per_interval(data_dir):
     pipeline.sync_registry(str(SMALL))
     staged: list[Path] = []
-    loaded = run_batches(window(2), staged_paths=staged)
+    loaded, summary = run_batches(window(2), staged_paths=staged)
     with connect() as con:
         first = table_counts(con)
         refs = table_counts(con, "ref")
@@ -86,7 +92,9 @@ def test_fetch_validate_load_is_idempotent_per_interval(data_dir):
         "company_weights": 54,
         "settings": 1,  # the lookback the models need (rule 8)
     }
-    assert pipeline.check_loads(loaded)["fetch_errors"] == 0
+    assert len(loaded) == 2
+    checked = pipeline.check_run(summary)
+    assert (checked["loaded"], checked["fetch_errors"]) == (2, 0)  # sample and registry batch
     # staged in the run's folder, and removed after the load
     assert staged and all(p.is_relative_to(data_dir / "staging" / "run-1") for p in staged)
     assert not any(p.exists() for p in staged)
@@ -96,27 +104,82 @@ def test_fetch_validate_load_is_idempotent_per_interval(data_dir):
         assert table_counts(con) == first
 
 
-def test_a_rejected_batch_is_quarantined_and_not_loaded(data_dir):
-    w = window(1)
-    batch = pipeline.plan_batches(str(SMALL))[0]
-    staged = pipeline.fetch_batch(batch, w, "run-q")
+def _set_likes(path: str, company: str, likes: int) -> int:
+    """Give every post of ``company`` in the staged file ``likes``; returns how many."""
+    import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    path = staged["paths"]["post_observations"]
     table = pq.read_table(path)
-    likes = pc.subtract(table["likes"], pc.add(table["likes"], 1))  # every value becomes -1
-    pq.write_table(table.set_column(table.schema.get_field_index("likes"), "likes", likes), path)
+    hit = pc.equal(table["company_id"], company)
+    new = pc.if_else(hit, pa.scalar(likes, pa.int64()), table["likes"])
+    pq.write_table(table.set_column(table.schema.get_field_index("likes"), "likes", new), path)
+    return pc.sum(hit.cast(pa.int64())).as_py()
+
+
+def test_failing_rows_cost_only_their_company(data_dir):
+    import pyarrow.parquet as pq
+
+    w = window(1)
+    pipeline.plan_run("run-q", str(SMALL))
+    [batch] = pipeline.planned_batches("run-q", "sample")
+    staged = pipeline.fetch_batch(batch, w, "run-q")
+    bad_posts = _set_likes(staged["paths"]["post_observations"], "nordbank", -1)
+    assert bad_posts > 0
+    checked = pipeline.validate_staged(staged)
+    # nordbank's rows of every table are quarantined with the GX result, as one error
+    [error] = [e for e in checked["errors"] if e["severity"] == "error"]
+    assert (error["company_id"], error["handle"]) == ("nordbank", "nordbank")
+    assert "expect_column_values_to_be_between(column='likes'" in error["error"]
+    folder = data_dir / "quarantine" / staged["batch_id"]
+    quarantined = pq.read_table(folder / "account_snapshots.parquet")
+    assert set(quarantined["company_id"].to_pylist()) == {"nordbank"}
+    assert (folder / "validation_result.json").exists()
+    # the five other companies load
+    pipeline.load_staged(checked)
+    with connect() as con:
+        companies = con.execute(
+            "select distinct company_id from raw.account_snapshots order by 1"
+        ).fetchall()
+    assert [c for (c,) in companies] == [
+        "baeckerei-korn", "blumen-ada", "fernreisen", "tele-mitte", "tischlerei-holm",
+    ]  # fmt: skip
+    summary = pipeline.record_run("run-q")
+    with pytest.raises(pipeline.FetchFailed, match=r"sample nordbank \(nordbank\): rows failed"):
+        pipeline.check_run(summary)
+
+
+def test_a_batch_whose_failure_names_no_rows_is_quarantined_whole(data_dir):
+    import pyarrow.parquet as pq
+
+    w = window(1)
+    pipeline.plan_run("run-w", str(SMALL))
+    [batch] = pipeline.planned_batches("run-w", "sample")
+    staged = pipeline.fetch_batch(batch, w, "run-w")
+    path = staged["paths"]["post_observations"]
+    pq.write_table(pq.read_table(path).drop_columns(["views"]), path)  # a wrong column list
     with pytest.raises(BatchRejected) as err:
         pipeline.validate_staged(staged)
-    assert "raw.post_observations: expect_column_values_to_be_between(column='likes'" in str(
-        err.value
-    )
+    assert "expect_table_columns_to_match_ordered_list" in str(err.value)
     assert (data_dir / "quarantine" / staged["batch_id"] / "post_observations.parquet").exists()
     with pytest.raises(RuntimeError, match="was not validated"):
         pipeline.load_staged(staged)
     with connect() as con:
         assert table_counts(con)["post_observations"] == 0
+    # the run names the batch and every account it cost
+    summary = pipeline.record_run("run-w")
+    with pytest.raises(pipeline.FetchFailed) as failed:
+        pipeline.check_run(summary)
+    message = str(failed.value)
+    assert "batch sample-b000: quarantined" in message
+    assert "batch registry-b000: not run" in message  # never fetched in this test
+    for company in ("baeckerei-korn", "nordbank", "tele-mitte"):
+        assert f"sample {company} ({company}): batch sample-b000 quarantined" in message
+    with connect() as con:
+        recorded = con.execute(
+            "select count(*) from ops.fetch_errors where batch_id = ?", [staged["batch_id"]]
+        ).fetchone()[0]
+    assert recorded == 6  # one error per account of the quarantined batch
 
 
 def test_one_failing_account_is_recorded_and_fails_the_check_while_others_load(data_dir, tmp_path):
@@ -133,18 +196,20 @@ def test_one_failing_account_is_recorded_and_fails_the_check_while_others_load(d
     (tmp_path / "small_manual.csv").write_text(
         (FIXTURES / "registry" / "small_manual.csv").read_text()
     )
-    loaded = run_batches(window(1), companies=companies)
+    loaded, summary = run_batches(window(1), companies=companies)
     with connect() as con:
         assert table_counts(con)["account_snapshots"] == 5
         errors = con.execute(
             "select platform, company_id, handle, error from ops.fetch_errors"
         ).fetchall()
     assert errors == [("sample", "tele-mitte", "tele-mitte", "HTTP 404: unknown account")]
+    assert len(loaded) == 2  # the sample batch (5 accounts) and the registry's batch
     with pytest.raises(
         pipeline.FetchFailed,
-        match=r"(?s)1 account\(s\).*sample tele-mitte \(tele-mitte\): HTTP 404",
+        match=r"(?s)0 of 2 batch\(es\) not loaded, 1 account error.*"
+        r"sample tele-mitte \(tele-mitte\): HTTP 404",
     ):
-        pipeline.check_loads(loaded)
+        pipeline.check_run(summary)
 
 
 def test_public_post_probes_go_to_the_platform_that_reads_their_thread(tmp_path):
@@ -187,9 +252,9 @@ def test_warnings_are_counted_but_do_not_fail_the_run():
         "severity": "warning",
         "error": "probe p4: the question is gone",
     }
-    loaded = [
-        {"batch_id": "b", "platform": "mastodon", "batch_no": 0, "rows": {}, "errors": [warning]}
-    ]
-    assert pipeline.check_loads(loaded)["fetch_warnings"] == 1
-    with pytest.raises(pipeline.FetchFailed, match="1 account"):
-        pipeline.check_loads([{**loaded[0], "errors": [{**warning, "severity": "error"}]}])
+    batch = {"label": "mastodon-b000", "stage": "loaded", "rows": {}, "errors": [warning]}
+    summary = {"batches": [batch], "loaded": 1, "rows": {}}
+    assert pipeline.check_run(summary)["fetch_warnings"] == 1
+    error = {**warning, "severity": "error"}
+    with pytest.raises(pipeline.FetchFailed, match="0 of 1 batch.*, 1 account error"):
+        pipeline.check_run({**summary, "batches": [{**batch, "errors": [error]}]})

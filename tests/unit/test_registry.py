@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import os
+import subprocess
+import sys
 import textwrap
 
 import pytest
@@ -237,3 +241,317 @@ def test_manual_metric_week_and_month_on_the_same_day_are_two_entries(tmp_path):
     (tmp_path / "manual.csv").write_text(MANUAL_HEADER + rows + rows.splitlines()[0] + "\n")
     with pytest.raises(RegistryError, match="duplicate entry"):
         load_registry(write(tmp_path, "manual_metrics_file: manual.csv\n" + GOOD))
+
+
+# --- one account, one company ---------------------------------------------------------------
+
+KORN_ACCOUNT = "      - {platform: sample, handle: korn}"
+NORDBANK_ACCOUNT = "      - {platform: sample, handle: nordbank}"
+
+
+@pytest.mark.parametrize(
+    ("korn", "nordbank", "field"),
+    [
+        # the platforms identify accounts case-insensitively, without '@' and blanks around
+        ("{platform: sample, handle: korn}", "{platform: sample, handle: korn}", "handle"),
+        ("{platform: sample, handle: korn}", "{platform: sample, handle: ' @KORN '}", "handle"),
+        (
+            "{platform: bluesky, handle: '@korn.bsky.social'}",
+            "{platform: bluesky, handle: Korn.BSKY.social}",
+            "handle",
+        ),
+        # a Mastodon account as @user@host, user@host or its profile URL
+        (
+            "{platform: mastodon, handle: '@korn@social.example'}",
+            "{platform: mastodon, handle: 'https://Social.Example/@Korn'}",
+            "handle",
+        ),
+        (
+            "{platform: mastodon, handle: 'korn@social.example'}",
+            "{platform: mastodon, handle: '@KORN@social.example'}",
+            "handle",
+        ),
+        # a feed is its URL: options.feed_url, else the handle
+        (
+            "{platform: rss, handle: 'https://korn.example/feed'}",
+            "{platform: rss, handle: blog, options: {feed_url: 'https://KORN.example/feed/'}}",
+            "options.feed_url",
+        ),
+        (
+            "{platform: rss, handle: a, options: {feed_url: 'https://korn.example/feed'}}",
+            "{platform: rss, handle: b, options: {feed_url: ' http://korn.example/feed '}}",
+            "options.feed_url",
+        ),
+    ],
+)
+def test_one_account_listed_under_two_companies_names_both(tmp_path, korn, nordbank, field):
+    text = GOOD.replace(KORN_ACCOUNT, f"      - {korn}").replace(
+        NORDBANK_ACCOUNT, f"      - {nordbank}"
+    )
+    path = write(tmp_path, text)
+    with pytest.raises(RegistryError) as err:
+        load_registry(path)
+    message = str(err.value)
+    platform = korn.split(",")[0].removeprefix("{platform: ")
+    assert message.startswith(f"{path}: company 'nordbank': field 'accounts.0.{field}': ")
+    assert f"{platform} account" in message
+    assert "also listed under company 'baeckerei-korn'" in message
+
+
+@pytest.mark.parametrize(
+    ("korn", "nordbank"),
+    [
+        ("{platform: sample, handle: korn}", "{platform: bluesky, handle: korn}"),
+        ("{platform: sample, handle: korn}", "{platform: sample, handle: korn2}"),
+        (
+            "{platform: mastodon, handle: '@korn@social.example'}",
+            "{platform: mastodon, handle: '@korn@other.example'}",
+        ),
+        (
+            "{platform: rss, handle: 'https://korn.example/feed'}",
+            "{platform: rss, handle: 'https://korn.example/blog/feed'}",
+        ),
+    ],
+)
+def test_different_accounts_are_not_duplicates(tmp_path, korn, nordbank):
+    text = GOOD.replace(KORN_ACCOUNT, f"      - {korn}").replace(
+        NORDBANK_ACCOUNT, f"      - {nordbank}"
+    )
+    assert len(load_registry(write(tmp_path, text)).accounts()) == 2
+
+
+# --- more checks of a company: blank handles, platforms without a connector, effort ---------
+
+
+@pytest.mark.parametrize(
+    ("replace", "by", "expected"),
+    [
+        ("handle: korn}", "handle: ''}", ["'baeckerei-korn'", "'accounts.0.handle'", "empty"]),
+        ("handle: korn}", "handle: '   '}", ["'baeckerei-korn'", "'accounts.0.handle'", "empty"]),
+        ("handle: korn}", "handle: ' @ '}", ["'baeckerei-korn'", "'accounts.0.handle'", "empty"]),
+        # records.PLATFORMS names them, but there is no connector to fetch them
+        (
+            "platform: sample, handle: korn",
+            "platform: youtube, handle: korn",
+            [
+                "'baeckerei-korn'",
+                "'accounts.0.platform'",
+                "no connector for platform 'youtube'",
+                "available: ['bluesky', 'mastodon', 'rss', 'sample']",
+            ],
+        ),
+        (
+            "platform: sample, handle: nordbank",
+            "platform: facebook, handle: nordbank",
+            ["'nordbank'", "'accounts.0.platform'", "no connector for platform 'facebook'"],
+        ),
+        # a week has 168 hours: 9 employees have at most 9 x 168 = 1512 of them
+        (
+            "effort_hours_per_week: 3",
+            "effort_hours_per_week: 1513",
+            ["'baeckerei-korn'", "'effort_hours_per_week'", "9 x 168 = 1512"],
+        ),
+        (
+            "employees: 9\n    effort_hours_per_week: 3",
+            "employees: 1\n    effort_hours_per_week: 168.5",
+            ["'baeckerei-korn'", "'effort_hours_per_week'", "1 x 168 = 168"],
+        ),
+    ],
+)
+def test_more_malformed_companies_name_file_company_and_field(tmp_path, replace, by, expected):
+    assert replace in GOOD
+    path = write(tmp_path, GOOD.replace(replace, by, 1))
+    with pytest.raises(RegistryError) as err:
+        load_registry(path)
+    message = str(err.value)
+    assert message.startswith(f"{path}: company ")
+    for part in expected:
+        assert part in message
+
+
+@pytest.mark.parametrize(
+    ("employees", "effort"),
+    # a team's hours add up: 9 employees may spend 9 x 168 = 1512 hours, one person 168
+    [(9, 1512), (1, 168)],
+)
+def test_effort_up_to_168_hours_per_employee_is_accepted(tmp_path, employees, effort):
+    by = f"employees: {employees}\n    effort_hours_per_week: {effort}"
+    text = GOOD.replace("employees: 9\n    effort_hours_per_week: 3", by)
+    reg = load_registry(write(tmp_path, text))
+    assert reg.companies[0].effort_hours_per_week == effort
+
+
+# --- probes and manual metrics: no times in the future or before 2004 ----------------------
+
+NOW = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
+
+
+@pytest.mark.parametrize(
+    ("row", "field", "expected"),
+    [
+        # NOW is 2026-03-01 12:00 UTC; naive times are UTC
+        ("p1,nordbank,,email,2026-03-01T12:00:01Z,,,,", "sent_at", "in the future"),
+        ("p1,nordbank,,email,2026-03-01T12:05:00,,,,", "sent_at", "in the future"),
+        ("p1,nordbank,,email,2026-03-01T14:00:00+01:00,,,,", "sent_at", "in the future"),
+        ("p1,nordbank,,email,2026-03-01T09:00:00Z,,2026-03-02T09:00:00Z,,", "answered_at", "in the future"),
+        ("p1,nordbank,,email,2003-12-31T23:59:59Z,,,,", "sent_at", "before 2004-01-01"),
+        # 00:30 at UTC+1 is 23:30 UTC the day before
+        ("p1,nordbank,,email,2004-01-01T00:30:00+01:00,,,,", "sent_at", "before 2004-01-01"),
+        ("p1,nordbank,,email,1970-01-01T00:00:00Z,,2026-01-05T09:00:00Z,,", "sent_at", "before 2004-01-01"),
+    ],
+)  # fmt: skip
+def test_probe_times_outside_now_and_2004_name_file_row_and_field(tmp_path, row, field, expected):
+    (tmp_path / "probes.csv").write_text(PROBES_HEADER + row + "\n")
+    path = write(tmp_path, "probes_file: probes.csv\n" + GOOD)
+    with pytest.raises(RegistryError) as err:
+        load_registry(path, now=NOW)
+    message = str(err.value)
+    assert message.startswith(f"{tmp_path / 'probes.csv'}: row 2 (probe_id 'p1'): field {field!r}")
+    assert expected in message
+
+
+def test_probe_times_from_2004_up_to_now_are_accepted(tmp_path):
+    rows = (
+        "p1,nordbank,,email,2004-01-01T00:00:00Z,,2026-03-01T13:00:00+01:00,,\n"
+        "p2,nordbank,,email,2026-03-01T12:00:00,,,,\n"
+    )
+    (tmp_path / "probes.csv").write_text(PROBES_HEADER + rows)
+    reg = load_registry(write(tmp_path, "probes_file: probes.csv\n" + GOOD), now=NOW)
+    assert [p.probe_id for p in reg.probes] == ["p1", "p2"]
+
+
+def test_probe_times_are_checked_against_the_real_clock_by_default(tmp_path):
+    (tmp_path / "probes.csv").write_text(
+        PROBES_HEADER + "p1,nordbank,,email,2999-01-04T09:00:00Z,,,,\n"
+    )
+    with pytest.raises(RegistryError, match=r"row 2 \(probe_id 'p1'\): field 'sent_at'.*future"):
+        load_registry(write(tmp_path, "probes_file: probes.csv\n" + GOOD))
+
+
+@pytest.mark.parametrize(
+    ("row", "now"),
+    [
+        ("nordbank,image,month,2026-04-01,50", NOW),
+        # 2026-03-02 is the Monday after NOW (a Sunday)
+        ("nordbank,image,week,2026-03-02,50", NOW),
+        # 00:30 on 2026-03-01 at UTC+1 is still 2026-02-28 in UTC
+        ("nordbank,image,month,2026-03-01,50", dt.datetime.fromisoformat("2026-03-01T00:30:00+01:00")),
+    ],
+)  # fmt: skip
+def test_manual_metric_period_start_after_today_is_rejected(tmp_path, row, now):
+    (tmp_path / "manual.csv").write_text(MANUAL_HEADER + row + "\n")
+    path = write(tmp_path, "manual_metrics_file: manual.csv\n" + GOOD)
+    with pytest.raises(RegistryError) as err:
+        load_registry(path, now=now)
+    message = str(err.value)
+    assert message.startswith(f"{tmp_path / 'manual.csv'}: row 2: field 'period_start'")
+    assert "after today" in message
+
+
+def test_manual_metric_period_start_up_to_today_is_accepted(tmp_path):
+    rows = "nordbank,image,month,2026-03-01,50\nnordbank,image,week,2026-02-23,40\n"
+    (tmp_path / "manual.csv").write_text(MANUAL_HEADER + rows)
+    reg = load_registry(write(tmp_path, "manual_metrics_file: manual.csv\n" + GOOD), now=NOW)
+    assert [m.period_start for m in reg.manual_metrics] == [
+        dt.date(2026, 3, 1),
+        dt.date(2026, 2, 23),
+    ]
+
+
+def test_a_probe_on_a_platform_without_connector_is_accepted(tmp_path):
+    # entered by hand: only records.PLATFORMS matters, not a connector
+    row = "p1,nordbank,youtube,direct_message,2026-01-05T09:00:00Z,,,,\n"
+    (tmp_path / "probes.csv").write_text(PROBES_HEADER + row)
+    reg = load_registry(write(tmp_path, "probes_file: probes.csv\n" + GOOD), now=NOW)
+    assert reg.probes[0].platform == "youtube"
+
+
+# --- the CSV files: header, columns, encoding -----------------------------------------------
+
+PROBE_ROW = "p1,nordbank,,email,2026-01-05T09:00:00Z,,,,\n"
+MANUAL_ROW = "nordbank,image,month,2026-01-01,50\n"
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "expected"),
+    [
+        ("probes", PROBES_HEADER.replace("\n", ",colour\n") + PROBE_ROW.replace("\n", ",red\n"), "unknown column(s) ['colour']"),
+        ("probes", PROBES_HEADER.replace("\n", ",observed_at\n") + PROBE_ROW.replace("\n", ",\n"), "unknown column(s) ['observed_at']"),
+        ("manual", MANUAL_HEADER.replace("\n", ",note,source\n") + MANUAL_ROW.replace("\n", ",x,y\n"), "unknown column(s) ['note', 'source']"),
+        ("probes", PROBES_HEADER.replace("channel,", "") + PROBE_ROW.replace("email,", ""), "missing column(s) ['channel']"),
+        ("probes", PROBES_HEADER.replace("quality", "quality,quality") + PROBE_ROW.replace("\n", ",\n"), "column(s) ['quality'] twice"),
+        # no header row at all
+        ("probes", "", "no header row"),
+        ("probes", "\n\n", "no header row"),
+        ("probes", PROBE_ROW, "no header row"),
+        ("manual", MANUAL_ROW, "no header row"),
+        # a row with more values than the header has columns
+        ("probes", PROBES_HEADER + PROBE_ROW.replace("\n", ",5\n"), "row 2 (probe_id 'p1'): 1 value(s) beyond"),
+        ("manual", MANUAL_HEADER + MANUAL_ROW.replace("\n", ",50,x\n"), "row 2: 2 value(s) beyond"),
+    ],
+)  # fmt: skip
+def test_malformed_csv_names_file_and_columns(tmp_path, name, content, expected):
+    (tmp_path / f"{name}.csv").write_text(content)
+    path = write(
+        tmp_path, f"{name}{'_metrics' if name == 'manual' else ''}_file: {name}.csv\n" + GOOD
+    )
+    with pytest.raises(RegistryError) as err:
+        load_registry(path, now=NOW)
+    message = str(err.value)
+    assert message.startswith(f"{tmp_path / (name + '.csv')}: ")
+    assert expected in message
+
+
+def test_csv_with_byte_order_mark_and_blank_trailing_values_reads(tmp_path):
+    # as spreadsheets save it: a UTF-8 BOM, and empty cells beyond the header's columns
+    (tmp_path / "probes.csv").write_bytes(
+        b"\xef\xbb\xbf" + (PROBES_HEADER + PROBE_ROW.replace("\n", ",,\n")).encode()
+    )
+    reg = load_registry(write(tmp_path, "probes_file: probes.csv\n" + GOOD), now=NOW)
+    assert [p.probe_id for p in reg.probes] == ["p1"]
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "expected"),
+    [
+        # 'Caf' starts at byte 21 + 10 = 31; the 0xe9 (latin-1 e-acute) is byte 34, line 3
+        ("companies.yaml", b"companies:\n  - id: a\n    name: Caf\xe9\n", "byte 0xe9 at offset 34 (line 3)"),
+        # the header is 89 bytes; 'caf' starts at 89 + 40 = 129; 0xe9 at 132, line 2
+        ("probes.csv", PROBES_HEADER.encode() + b"p1,nordbank,,email,2026-01-05T09:00:00Z,caf\xe9,,,\n", "byte 0xe9 at offset 132 (line 2)"),
+        ("manual.csv", MANUAL_HEADER.encode() + MANUAL_ROW.encode() + b"\xff", "byte 0xff at offset 84 (line 3)"),
+    ],
+)  # fmt: skip
+def test_file_not_in_utf8_names_file_and_offset(tmp_path, name, data, expected):
+    (tmp_path / name).write_bytes(data)
+    path = tmp_path / "companies.yaml"
+    if name != "companies.yaml":
+        key = "probes_file" if name == "probes.csv" else "manual_metrics_file"
+        path = write(tmp_path, f"{key}: {name}\n" + GOOD)
+    with pytest.raises(RegistryError) as err:
+        load_registry(path, now=NOW)
+    message = str(err.value)
+    assert message.startswith(f"{tmp_path / name}: not UTF-8: ")
+    assert expected in message
+
+
+def test_cli_run_reports_a_non_utf8_companies_file_and_exits_2(tmp_path):
+    companies = tmp_path / "companies.yaml"
+    companies.write_bytes(GOOD.encode("latin-1"))  # Bäckerei: 0xe4, not UTF-8
+    env = {
+        **os.environ,
+        "SOCIALPULSE_COMPANIES": str(companies),
+        "SOCIALPULSE_DATA_DIR": str(tmp_path / "data"),
+        "AIRFLOW_HOME": str(tmp_path / "airflow"),
+    }
+    env.pop("SOCIALPULSE_WAREHOUSE", None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "socialpulse.cli", "run"],
+        env=env,
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert f"{companies}: not UTF-8" in proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout

@@ -22,11 +22,15 @@ IMPLEMENTATIONS = {
 RESOLVES_PROBES = frozenset({"mastodon", "bluesky"})
 
 
+class UnknownPlatform(ValueError):
+    """A platform without a connector: no retry can mend it."""
+
+
 def get_platform(name: str, context: PlatformContext | None = None) -> Platform:
     try:
         target = IMPLEMENTATIONS[name]
     except KeyError:
-        raise ValueError(
+        raise UnknownPlatform(
             f"no connector for platform {name!r} yet; available: {sorted(IMPLEMENTATIONS)}"
         ) from None
     module, cls = target.split(":")
