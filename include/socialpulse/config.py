@@ -62,6 +62,12 @@ class Settings:
     lookback_days: int
     batch_size: int
     gx_retention_days: int
+    #: the longest one HTTP request may take, connect + headers + body (a dripping server)
+    http_deadline_seconds: int = 60
+    #: the largest response body accepted (bytes)
+    http_max_bytes: int = 8 * 1024 * 1024
+    #: the time one account's fetch may take, retries and rate-limit waits included
+    account_budget_seconds: int = 600
 
     @property
     def staging_dir(self) -> Path:
@@ -98,4 +104,7 @@ def settings() -> Settings:
         lookback_days=_int("SOCIALPULSE_LOOKBACK_DAYS", 35),
         batch_size=_int("SOCIALPULSE_BATCH_SIZE", 25),
         gx_retention_days=_int("SOCIALPULSE_GX_RETENTION_DAYS", 90),
+        http_deadline_seconds=_int("SOCIALPULSE_HTTP_DEADLINE_SECONDS", 60),
+        http_max_bytes=_int("SOCIALPULSE_HTTP_MAX_BYTES", 8 * 1024 * 1024, minimum=1024),
+        account_budget_seconds=_int("SOCIALPULSE_ACCOUNT_BUDGET_SECONDS", 600),
     )

@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 
     import pyarrow as pa
 
+    from socialpulse.http import HttpPolicy
+
 log = logging.getLogger(__name__)
 
 #: pseudo-platform for what the registry itself delivers (probe CSV, manual metrics CSV)
@@ -295,7 +297,9 @@ def _fetch(
     from socialpulse.platforms import get_platform
 
     context = PlatformContext(
-        connection=connection, state_dir=settings().data_dir / "state" / batch["platform"]
+        connection=connection,
+        state_dir=settings().data_dir / "state" / batch["platform"],
+        policy=http_policy(),
     )
     context.state_dir.mkdir(parents=True, exist_ok=True)
     platform = get_platform(batch["platform"], context)
@@ -303,6 +307,18 @@ def _fetch(
     errors = [{**e.__dict__, "severity": "error"} for e in result.errors]
     errors += [{**e.__dict__, "severity": "warning"} for e in result.warnings]
     return result.tables(), errors
+
+
+def http_policy() -> HttpPolicy:
+    """The HTTP limits of the settings (``SOCIALPULSE_HTTP_*``, ``..._ACCOUNT_BUDGET_SECONDS``)."""
+    from socialpulse.http import HttpPolicy
+
+    s = settings()
+    return HttpPolicy(
+        deadline=float(s.http_deadline_seconds),
+        max_bytes=s.http_max_bytes,
+        account_budget=float(s.account_budget_seconds),
+    )
 
 
 def _stage(folder: Path, tables: Mapping[str, pa.Table]) -> tuple[dict[str, str], dict[str, int]]:

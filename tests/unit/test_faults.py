@@ -188,3 +188,38 @@ def test_a_killed_runs_staging_folder_is_removed_by_the_next_run(data_dir):
     pipeline.plan_run("run-new", str(FIXTURES / "registry" / "small.yaml"))
     left = sorted(p.name for p in (data_dir / "staging").iterdir())
     assert left == ["run-new", "scheduled__2026-06-01T00_00_00"]
+
+
+def test_http_limits_come_from_the_settings(monkeypatch):
+    monkeypatch.setenv("SOCIALPULSE_HTTP_DEADLINE_SECONDS", "7")
+    monkeypatch.setenv("SOCIALPULSE_HTTP_MAX_BYTES", "65536")
+    monkeypatch.setenv("SOCIALPULSE_ACCOUNT_BUDGET_SECONDS", "90")
+    policy = pipeline.http_policy()
+    assert (policy.deadline, policy.max_bytes, policy.account_budget) == (7.0, 65536, 90.0)
+    monkeypatch.setenv("SOCIALPULSE_HTTP_MAX_BYTES", "12")
+    with pytest.raises(ValueError, match="SOCIALPULSE_HTTP_MAX_BYTES=12 must be at least 1024"):
+        pipeline.http_policy()
+
+
+def test_the_size_cap_of_the_settings_reaches_the_connector(data_dir, httpserver, monkeypatch):
+    """A Mastodon lookup of 4 KB against a cap of 1 KB set in the environment: the account
+    fails naming the cap; the batch is staged with that error, nothing else breaks."""
+    import json
+
+    monkeypatch.setenv("SOCIALPULSE_HTTP_MAX_BYTES", "1024")
+    account = {"id": "1", "username": "bakery", "followers_count": 5, "note": "x" * 4096}
+    httpserver.expect_request("/api/v1/accounts/lookup").respond_with_data(
+        json.dumps(account), content_type="application/json"
+    )
+    handle = f"{httpserver.url_for('/').rstrip('/')}/@bakery"
+    batch = {
+        "platform": "mastodon",
+        "batch_no": 0,
+        "accounts": [{"company_id": "b", "handle": handle, "options": {}, "probes": []}],
+    }
+    window = pipeline.fetch_window(END - dt.timedelta(days=1), END)
+    staged = pipeline.fetch_batch(batch, window, "run-cap")
+    [error] = staged["errors"]
+    assert (error["company_id"], error["severity"]) == ("b", "error")
+    assert "larger than the cap of 1024 bytes" in error["error"]
+    assert staged["rows"] == {}

@@ -149,11 +149,22 @@ def test_failing_rows_cost_only_their_company(data_dir):
         pipeline.check_run(summary)
 
 
-def test_a_batch_whose_failure_names_no_rows_is_quarantined_whole(data_dir):
+def test_a_batch_whose_failure_names_no_rows_is_quarantined_whole(data_dir, tmp_path):
     import pyarrow.parquet as pq
 
+    # tele-mitte cannot be fetched (a fetch error), then the whole batch is quarantined: its
+    # fetch error must still be recorded and named (it used to be recorded at load only)
+    companies = tmp_path / "companies.yaml"
+    companies.write_text(
+        SMALL.read_text().replace(
+            "{platform: sample, handle: tele-mitte, options: {profile: corporation}}",
+            '{platform: sample, handle: tele-mitte, options: {fail: "HTTP 404: unknown account"}}',
+        )
+    )
+    for csv in ("small_probes.csv", "small_manual.csv"):
+        (tmp_path / csv).write_text((FIXTURES / "registry" / csv).read_text())
     w = window(1)
-    pipeline.plan_run("run-w", str(SMALL))
+    pipeline.plan_run("run-w", str(companies))
     [batch] = pipeline.planned_batches("run-w", "sample")
     staged = pipeline.fetch_batch(batch, w, "run-w")
     path = staged["paths"]["post_observations"]
@@ -173,13 +184,20 @@ def test_a_batch_whose_failure_names_no_rows_is_quarantined_whole(data_dir):
     message = str(failed.value)
     assert "batch sample-b000: quarantined" in message
     assert "batch registry-b000: not run" in message  # never fetched in this test
-    for company in ("baeckerei-korn", "nordbank", "tele-mitte"):
+    for company in ("baeckerei-korn", "nordbank", "fernreisen"):
         assert f"sample {company} ({company}): batch sample-b000 quarantined" in message
+    assert "sample tele-mitte (tele-mitte): HTTP 404: unknown account" in message
     with connect() as con:
         recorded = con.execute(
-            "select count(*) from ops.fetch_errors where batch_id = ?", [staged["batch_id"]]
-        ).fetchone()[0]
-    assert recorded == 6  # one error per account of the quarantined batch
+            "select company_id, error from ops.fetch_errors where batch_id = ? order by 1, 2",
+            [staged["batch_id"]],
+        ).fetchall()
+    # the fetch error, and one error per account the quarantined batch had rows of (5)
+    assert [c for c, _ in recorded] == [
+        "baeckerei-korn", "blumen-ada", "fernreisen", "nordbank", "tele-mitte",
+        "tischlerei-holm",
+    ]  # fmt: skip
+    assert ("tele-mitte", "HTTP 404: unknown account") in recorded
 
 
 def test_one_failing_account_is_recorded_and_fails_the_check_while_others_load(data_dir, tmp_path):

@@ -8,6 +8,7 @@ the error is recorded and the other accounts go on.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
@@ -20,7 +21,9 @@ if TYPE_CHECKING:
 
     import pyarrow as pa
 
-    from socialpulse.http import HttpClient
+    from socialpulse.http import HttpClient, HttpPolicy
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -69,13 +72,15 @@ class PlatformContext:
     state_dir: Path | None = None
     #: the HTTP client to use (tests inject one whose sleeps are recorded); None: a new one
     http: HttpClient | None = None
+    #: the limits of a new client (deadline, size cap, account budget); None: the defaults
+    policy: HttpPolicy | None = None
     #: the observation clock (tests fix it); None: the real UTC time
     clock: Callable[[], dt.datetime] | None = None
 
     def client(self) -> HttpClient:
         from socialpulse.http import HttpClient
 
-        return self.http or HttpClient()
+        return self.http or HttpClient(policy=self.policy)
 
     def now(self) -> dt.datetime:
         """The observation time, timezone-aware (a naive test clock is taken as UTC)."""
@@ -145,6 +150,56 @@ class FetchResult:
     def tables(self) -> dict[str, pa.Table]:
         """The rows as Arrow tables with the raw schemas, one per table that has rows."""
         return {t: to_arrow(RAW_SCHEMAS[t], rows) for t, rows in self.rows.items() if rows}
+
+    def drop_duplicates(self) -> int:
+        """Keep the first row per raw natural key (``RAW_SCHEMAS[table].key``) in each table.
+
+        Rows come account by account, and two accounts may deliver the same key: one reply
+        in the threads of two companies' posts, two registry accounts on one profile. A
+        batch with a key twice cannot be loaded, so the later row is dropped and a warning
+        logged naming both accounts (company and account id of the two rows; one line per
+        table and pair of accounts, with the first key and the count). Connectors call this
+        at the end of :meth:`Platform.fetch`. Returns the number of rows dropped.
+        """
+        dropped = 0
+        for table, rows in self.rows.items():
+            schema = RAW_SCHEMAS.get(table)
+            if schema is None or len(rows) < 2:
+                continue
+            first: dict[tuple[Any, ...], dict[str, Any]] = {}
+            kept: list[dict[str, Any]] = []
+            # (later account, first account) -> (the first key dropped, rows dropped)
+            pairs: dict[tuple[str, str], tuple[tuple[Any, ...], int]] = {}
+            for row in rows:
+                key = tuple(row.get(column) for column in schema.key)
+                if key not in first:
+                    first[key] = row
+                    kept.append(row)
+                    continue
+                pair = (_owner(row), _owner(first[key]))
+                example, n = pairs.get(pair, (key, 0))
+                pairs[pair] = (example, n + 1)
+            for (later, earlier), (key, n) in pairs.items():
+                platform = first[key].get("platform") or "fetch"
+                shown = ", ".join(f"{c}={v}" for c, v in zip(schema.key, key, strict=True))
+                what = f"{table} {shown}" if n == 1 else f"{n} {table} rows (the first: {shown})"
+                log.warning(
+                    "%s: %s came for %s and already for %s; kept the first, dropped the second",
+                    platform,
+                    what,
+                    later,
+                    earlier,
+                )
+                dropped += n
+            rows[:] = kept
+        return dropped
+
+
+def _owner(row: dict[str, Any]) -> str:
+    """The account a row came for, as a log message names it: company (account id)."""
+    account = row.get("account_id")
+    company = row.get("company_id")
+    return f"{company} ({account})" if account is not None else str(company)
 
 
 class Platform(Protocol):

@@ -30,6 +30,10 @@ Account options (``companies.yaml``: ``accounts[].options``):
   is picked from the hash of the company id.
 * ``fail``: a message; the account then fails with that message (a :class:`FetchError`),
   which is how tests exercise per-account error handling.
+
+Two registry accounts with the same handle are the same sample account (the handle is its
+``account_id``): their rows share the raw keys, and the fetch keeps the first account's
+(:meth:`FetchResult.drop_duplicates`, with a warning in the log naming both).
 """
 
 from __future__ import annotations
@@ -547,4 +551,6 @@ class SamplePlatform:
                 )
                 continue
             result.extend(rows)
+        # two companies registered with one handle would deliver the same keys: once
+        result.drop_duplicates()
         return result

@@ -39,7 +39,7 @@ from socialpulse.platforms.bluesky import (
     web_url,
 )
 from socialpulse.records import RAW_SCHEMAS, to_arrow
-from tests.unit.conftest import fast_client
+from tests.unit.conftest import fast_client, limited_client
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "bluesky"
 UTC = dt.UTC
@@ -650,4 +650,132 @@ def test_one_bad_account_does_not_block_the_other(httpserver, platform, fault):
     assert all(not rows for rows in rows_of(result, "nordbank").values())
     assert all(r.get("account_id") != NORD for rows in result.rows.values() for r in rows)
     assert_korn_exact(result)
+    assert_converts(result)
+
+
+# -- the client's limits: a dripping, broken or slow account costs only itself --------------
+# The client: read timeout 0.5 s, deadline 1 s per request, one retry.
+
+
+def _dripping(_request):
+    def body():
+        yield b'{"did": '
+        for _ in range(100):  # a byte every 0.1 s for 10 s: the read timeout never trips
+            time.sleep(0.1)
+            yield b" "
+
+    return Response(body(), content_type="application/json")
+
+
+def _cut_short(_request):
+    # 600 bytes announced, 26 sent, then the end of the connection
+    return Response(
+        iter([b'{"did": "did:plc:nordbank2']),
+        content_type="application/json",
+        headers={"Content-Length": "600"},
+    )
+
+
+PROFILE_URL = r"\(http://.*/xrpc/app\.bsky\.actor\.getProfile\?actor=nordbank\.de\)$"
+LIMIT_FAULTS = {
+    "dripping profile": (
+        _dripping,
+        r"^profile of 'nordbank\.de': deadline of 1 s exceeded after 2 attempts: .*" + PROFILE_URL,
+    ),
+    "body cut short": (
+        _cut_short,
+        r"^profile of 'nordbank\.de': response body broken after 2 attempts: "
+        r"ChunkedEncodingError: .*IncompleteRead.*" + PROFILE_URL,
+    ),
+}
+
+
+@pytest.mark.timeout(30)  # a dripping server must not hold the batch up forever
+@pytest.mark.parametrize("fault", list(LIMIT_FAULTS))
+def test_a_dripping_or_broken_account_costs_only_itself(httpserver, sleeps, fault):
+    handler, message = LIMIT_FAULTS[fault]
+    httpserver.expect_request(
+        "/xrpc/app.bsky.actor.getProfile", query_string={"actor": "nordbank.de"}
+    ).respond_with_handler(handler)
+    serve(httpserver, *KORN_FILES)
+    context = PlatformContext(
+        connection={"host": httpserver.url_for("").rstrip("/")},
+        http=limited_client(sleeps, deadline=1.0),
+        clock=lambda: FIXED_NOW,
+    )
+    result = BlueskyPlatform(context=context).fetch([NORD_REF, KORN_REF], WINDOW)
+    assert [(e.company_id, e.handle) for e in result.errors] == [("nordbank", "nordbank.de")]
+    assert re.match(message, result.errors[0].error), result.errors[0].error
+    assert all(not rows for rows in rows_of(result, "nordbank").values())
+    assert_korn_exact(result)
+    assert (
+        requests_to(httpserver, "app.bsky.actor.getProfile")[:2] == [{"actor": "nordbank.de"}] * 2
+    )
+
+
+@pytest.mark.timeout(30)
+def test_an_account_past_its_time_budget_fails_even_in_its_probes(httpserver, sleeps):
+    # Korn's rows are read in time; its second probe's thread drips: with 5 retries allowed,
+    # the account's 1.5 s run out during the second attempt
+    httpserver.expect_request(
+        "/xrpc/app.bsky.feed.getPostThread",
+        query_string={"uri": PROBES[1]["question_ref"], "depth": "100", "parentHeight": "0"},
+    ).respond_with_handler(_dripping)
+    serve(httpserver, *KORN_FILES, *PROBE_FILES, "nordbank_profile_new", "nordbank_feed_empty")
+    context = PlatformContext(
+        connection={"host": httpserver.url_for("").rstrip("/")},
+        http=limited_client(sleeps, deadline=1.0, retries=5, account_budget=1.5),
+        clock=lambda: FIXED_NOW,
+    )
+    korn = AccountRef("baeckerei-korn", "@korn.bsky.social", probes=PROBES)
+    result = BlueskyPlatform(context=context).fetch([korn, NORD_REF], WINDOW)
+    [error] = result.errors
+    assert (error.company_id, error.handle) == ("baeckerei-korn", "@korn.bsky.social")
+    assert re.match(
+        r"^probe bsky-korn-2: time budget of 1\.5 s for account @korn\.bsky\.social "
+        r"\(baeckerei-korn\) used up after \d+ requests: a request was cut off at its end "
+        r"\(HttpPolicy\.account_budget\) \(http://.*getPostThread\?uri=at.*\)$",
+        error.error,
+    ), error.error
+    # the account failed as a whole: none of its rows, not even the probes read in time
+    assert all(not rows for rows in rows_of(result, "baeckerei-korn").values())
+    assert result.warnings == []
+    # the next account has a budget of its own
+    assert [r["account_id"] for r in result.rows["account_snapshots"]] == [NORD]
+    uris = [q["uri"] for q in requests_to(httpserver, "app.bsky.feed.getPostThread")]
+    assert uris.count(PROBES[1]["question_ref"]) == 2 and PROBES[2]["question_ref"] not in uris
+
+
+# -- one reply in the threads of two accounts' posts: delivered once ---------------------------
+
+N1 = at(NORD, "3mnordthreada")  # nordbank_feed_shared: Nordbank's post of 03-01 09:00, 1 reply
+BOB_REPLY = at(BOB, "3mbobreplyaaa")  # in korn_thread_p1 and in nordbank_thread_shared
+
+
+def test_a_reply_in_the_threads_of_two_accounts_is_delivered_once(httpserver, platform, caplog):
+    serve(httpserver, *KORN_FILES, "nordbank_profile", "nordbank_feed_shared")
+    serve(httpserver, "nordbank_thread_shared")
+    with caplog.at_level("WARNING", logger="socialpulse.platforms.base"):
+        result = platform.fetch([KORN_REF, NORD_REF], WINDOW)
+    assert result.errors == [] and result.warnings == []
+    assert_korn_exact(result)  # Bob's reply under P1, as korn_thread_p1 has it
+    nord = rows_of(result, "nordbank")
+    # N1: likeCount 3, replyCount 1, repostCount 0, quoteCount 0
+    assert [(r["post_id"], r["kind"], r["replies"]) for r in nord["post_observations"]] == [
+        (N1, "original", 1)
+    ]
+    # N1's thread was read and held Bob's reply only, which came for Korn first
+    assert [q["uri"] for q in requests_to(httpserver, "app.bsky.feed.getPostThread")] == [
+        P2A,
+        P1,
+        N1,
+    ]
+    assert nord["thread_replies"] == []
+    assert [r["reply_id"] for r in result.rows["thread_replies"]].count(BOB_REPLY) == 1
+    [record] = [r for r in caplog.records if "dropped" in r.getMessage()]
+    assert record.getMessage() == (
+        f"bluesky: thread_replies platform=bluesky, reply_id={BOB_REPLY}, "
+        f"observed_at={FIXED_NOW} came for nordbank ({NORD}) and already for baeckerei-korn "
+        f"({KORN}); kept the first, dropped the second"
+    )
     assert_converts(result)

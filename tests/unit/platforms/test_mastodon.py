@@ -3,9 +3,11 @@
 The fixtures (``tests/fixtures/mastodon``) are recorded exchanges: the request (path and
 query) and the server's response (status, headers, body) in Mastodon's wire format.
 ``social.example/`` is the companies' server, ``other.example/`` a second server where a
-field-study question was posted, ``faults/`` responses of misbehaving servers. The tests
+field-study question was posted, ``faults/`` responses of misbehaving servers,
+``shared_reply/`` a scene in which one reply is in the contexts of both accounts. The tests
 serve them with pytest-httpserver (real HTTP through requests); the Link headers name the
-recorded domain, which the connector follows on the server it was configured with.
+recorded domain, which the connector follows on the server it was configured with. A
+server that drips, resets or overflows is written by hand (``RawServer`` in conftest).
 
 The expected rows below were worked out by hand from the fixture files (the reasoning is
 in the comments next to each), not copied from the connector's output.
@@ -48,7 +50,7 @@ from socialpulse.platforms.mastodon import (
     parse_status_ref,
 )
 from socialpulse.records import RAW_SCHEMAS, to_arrow
-from tests.unit.conftest import Sleeps, fast_client
+from tests.unit.conftest import Sleeps, fast_client, http_head, http_json, limited_client, reset
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "mastodon"
 UTC = dt.UTC
@@ -810,4 +812,180 @@ def test_an_unusable_handle_is_the_accounts_error(server, sleeps):
     assert_bakery_rows(result)
     assert (
         len(result.errors) == 1 and "not a Mastodon handle: 'blumenada'" in result.errors[0].error
+    )
+
+
+# -- the client's limits: one account drips, breaks off or overflows, the other is intact --
+# The florist lives on a RawServer (HTTP by hand: it can drip, reset, stop half-way); its
+# lookup is the recorded one, its first timeline page the fault. The bakery is served as
+# recorded. The client: read timeout 0.5 s, deadline 1 s, one retry.
+
+FLORIST_LOOKUP = "/api/v1/accounts/lookup?acct=blumenada"
+FLORIST_PAGE = f"/api/v1/accounts/{FLORIST_ID}/statuses?limit=40"
+JSON_TYPE = {"Content-Type": "application/json; charset=utf-8"}
+
+
+def _florist_on(raw_server, fault) -> tuple[Any, AccountRef]:
+    def respond(server, conn, path):
+        if path == FLORIST_LOOKUP:
+            server.send(
+                conn, http_json(load("social.example/lookup_blumenada.json")["response"]["body"])
+            )
+        elif path == FLORIST_PAGE:
+            fault(server, conn)
+        else:
+            server.send(conn, http_json({"error": "Record not found"}, status=404))
+        return False
+
+    raw = raw_server(respond)
+    return raw, AccountRef("blumen-ada", raw.url("/@blumenada"))
+
+
+def _drip(server, conn) -> None:
+    server.send(conn, http_head(200, {**JSON_TYPE, "Content-Length": "100000"}) + b"[")
+    while not server.stopping.is_set():  # a byte every 0.1 s: the read timeout never trips
+        server.send(conn, b" ")
+        time.sleep(0.1)
+
+
+def _reset_mid_body(server, conn) -> None:
+    server.send(conn, http_head(200, {**JSON_TYPE, "Content-Length": "5000"}) + b'[{"id": "11')
+    time.sleep(0.2)
+    reset(conn)
+
+
+def _truncated_chunks(server, conn) -> None:
+    # a chunk of 0x400 bytes announced, 12 sent, then the connection ends
+    head = http_head(200, {**JSON_TYPE, "Transfer-Encoding": "chunked"})
+    server.send(conn, head + b'400\r\n[{"id": "11')
+
+
+def _oversized(server, conn) -> None:
+    # valid JSON: the recorded statuses again and again, 2 MB in chunks (no Content-Length)
+    status = json.dumps(load("social.example/statuses_blumenada.json")["response"]["body"][0])
+    server.send(conn, http_head(200, {**JSON_TYPE, "Transfer-Encoding": "chunked"}))
+    server.send(conn, b"1\r\n[\r\n")
+    piece = (status + ",").encode() * 20
+    for _ in range(2_000_000 // len(piece)):
+        server.send(conn, b"%x\r\n%s\r\n" % (len(piece), piece))
+    last = (status + "]").encode()
+    server.send(conn, b"%x\r\n%s\r\n0\r\n\r\n" % (len(last), last))
+
+
+PAGE_ERROR = rf"^reading the statuses of account {FLORIST_ID} \(page 1\): "
+PAGE_URL = rf"\(http://127\.0\.0\.1:\d+/api/v1/accounts/{FLORIST_ID}/statuses\?limit=40\)$"
+LIMIT_FAULTS = {
+    "dripping page": (
+        _drip,
+        PAGE_ERROR + r"HttpError: deadline of 1 s exceeded after 2 attempts: .*" + PAGE_URL,
+    ),
+    "reset mid-body": (
+        _reset_mid_body,
+        PAGE_ERROR
+        + r"HttpError: response body broken after 2 attempts: ChunkedEncodingError: .*"
+        + PAGE_URL,
+    ),
+    "truncated chunked body": (
+        _truncated_chunks,
+        PAGE_ERROR
+        + r"HttpError: response body broken after 2 attempts: ChunkedEncodingError: .*"
+        + PAGE_URL,
+    ),
+    "oversized page": (
+        _oversized,
+        PAGE_ERROR + r"ResponseTooLarge: response larger than the cap of 524288 bytes "
+        r"\(HttpPolicy\.max_bytes, SOCIALPULSE_HTTP_MAX_BYTES\); stopped reading after \d+ bytes "
+        + PAGE_URL,
+    ),
+}
+
+
+@pytest.mark.timeout(30)  # a dripping server must not hold the batch up forever
+@pytest.mark.parametrize("fault", list(LIMIT_FAULTS))
+def test_a_dripping_broken_or_oversized_account_costs_only_itself(
+    server, raw_server, sleeps, fault
+):
+    respond, message = LIMIT_FAULTS[fault]
+    serve_folder(server, "social.example")
+    raw, florist_ref = _florist_on(raw_server, respond)
+    client = limited_client(sleeps, deadline=1.0, max_bytes=512 * 1024)
+    context = PlatformContext(http=client, clock=lambda: FIXED_NOW)
+    # the bad account comes first: the batch goes on with the bakery
+    result = MastodonPlatform(context=context).fetch([florist_ref, bakery(server)], WINDOW)
+    assert_bakery_rows(result)
+    assert [(e.platform, e.company_id, e.handle) for e in result.errors] == [
+        ("mastodon", "blumen-ada", florist_ref.handle)
+    ]
+    assert re.match(message, result.errors[0].error), result.errors[0].error
+    for name in ("account_snapshots", "post_observations", "thread_replies", "probes"):
+        assert rows_of(result, name, "blumen-ada") == []
+    # retried once, except what would come as large again
+    pages = 1 if fault == "oversized page" else 2
+    assert raw.paths == [FLORIST_LOOKUP] + [FLORIST_PAGE] * pages
+
+
+@pytest.mark.timeout(30)
+def test_an_account_past_its_time_budget_fails_and_the_next_one_goes_on(server, raw_server, sleeps):
+    serve_folder(server, "social.example")
+    raw, florist_ref = _florist_on(raw_server, _drip)
+    # five retries allowed, but the florist's 1.5 s are gone during the second attempt
+    client = limited_client(sleeps, deadline=1.0, retries=5, account_budget=1.5)
+    context = PlatformContext(http=client, clock=lambda: FIXED_NOW)
+    result = MastodonPlatform(context=context).fetch([florist_ref, bakery(server)], WINDOW)
+    assert_bakery_rows(result)  # a budget of its own
+    [error] = result.errors
+    assert error.company_id == "blumen-ada"
+    assert re.match(
+        PAGE_ERROR + r"BudgetExceeded: time budget of 1\.5 s for account "
+        rf"{re.escape(florist_ref.handle)} \(blumen-ada\) used up after 3 requests: a request "
+        r"was cut off at its end \(HttpPolicy\.account_budget\) " + PAGE_URL,
+        error.error,
+    ), error.error
+    assert raw.paths == [FLORIST_LOOKUP, FLORIST_PAGE, FLORIST_PAGE]
+
+
+# -- a reply in the contexts of two accounts: delivered once ---------------------------------
+# shared_reply/: the florist answers the bakery's S_C (F1) and continues its answer with a
+# self-reply (F2: an original by the connector's rule, with a reply, so its context is read);
+# carla replies to F2 (X). X is a descendant of S_C and of F2: both contexts hold it.
+
+F1 = "117642520166405151"  # 2026-11-19 10:00 the florist's reply to S_C
+F2 = "117642539827205252"  # 2026-11-19 10:05 the florist's self-reply to F1, 1 reply
+X = "117642756096005353"  # 2026-11-19 11:00 carla's reply to F2
+CARLA = "109500000000000404"
+
+
+def test_a_reply_in_the_contexts_of_two_accounts_is_delivered_once(server, sleeps, caplog):
+    serve_folder(server, "social.example", skip={"statuses_blumenada", f"context_{S_C}"})
+    serve_folder(server, "shared_reply")
+    ref = AccountRef("blumen-ada", f"{base(server)}/@blumenada")
+    with caplog.at_level("WARNING", logger="socialpulse.platforms.base"):
+        result = platform(sleeps).fetch([bakery(server), ref], WINDOW)
+    assert result.errors == [] and result.warnings == []
+    # the bakery's thread of S_C, as its context says: the five recorded replies, F1, F2, X
+    assert table(rows_of(result, "thread_replies", "baeckerei-korn"), THREAD_COLUMNS) == [
+        *BAKERY_THREADS,
+        (F1, S_C, S_C, FLORIST_ID, False, t("2026-11-19T10:00:00")),
+        (F2, S_C, F1, FLORIST_ID, False, t("2026-11-19T10:05:00")),
+        (X, S_C, F2, CARLA, False, t("2026-11-19T11:00:00")),
+    ]
+    # the florist's thread of F2 was read (its post has a reply) and held X only: X came
+    # for the bakery first, so the florist has no thread row
+    assert f"/api/v1/statuses/{F2}/context" in requested(server)
+    assert rows_of(result, "thread_replies", "blumen-ada") == []
+    posts = rows_of(result, "post_observations", "blumen-ada")
+    assert table(posts, ("post_id", "kind", "replies")) == [
+        (F2, "original", 1),
+        (F1, "reply", 1),
+        ("117642048307215808", "original", 0),
+        ("117602412134406510", "original", 0),
+    ]
+    for name, rows in result.rows.items():  # every raw key once
+        keys = [tuple(r[c] for c in RAW_SCHEMAS[name].key) for r in rows]
+        assert len(keys) == len(set(keys)), name
+    [record] = [r for r in caplog.records if "dropped" in r.getMessage()]
+    assert record.getMessage() == (
+        f"mastodon: thread_replies platform=mastodon, reply_id={X}, observed_at={FIXED_NOW} "
+        f"came for blumen-ada ({FLORIST_ID}) and already for baeckerei-korn ({BAKERY_ID}); "
+        "kept the first, dropped the second"
     )

@@ -25,7 +25,7 @@ from socialpulse.platforms import get_platform
 from socialpulse.platforms.base import AccountRef, FetchError, FetchWindow, PlatformContext
 from socialpulse.platforms.rss import CACHE_FILE, HttpCache, RssPlatform
 from socialpulse.records import RAW_SCHEMAS, to_arrow
-from tests.unit.conftest import Sleeps, fast_client
+from tests.unit.conftest import Sleeps, fast_client, http_head, limited_client, reset
 
 UTC = dt.UTC
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "rss"
@@ -537,6 +537,127 @@ def test_a_post_id_seen_twice_in_one_fetch_is_emitted_once(server, sleeps, tmp_p
         snapshot(url, "baeckerei"),
         snapshot(other, "filiale"),
     ]
+
+
+# --- the client's limits: a feed that drips, breaks off or overflows ------------------------
+# The bad feed lives on a RawServer (HTTP by hand); the client: read timeout 0.5 s, deadline
+# 1 s, one retry, a cap of 512 KiB.
+
+ATOM_BYTES = fixture("atom.xml")
+
+
+def _drip_feed(server, conn) -> None:
+    server.send(conn, http_head(200, {"Content-Type": ATOM_TYPE, "Content-Length": "100000"}))
+    for byte in ATOM_BYTES:  # a byte every 0.1 s: the read timeout never trips
+        if server.stopping.is_set():
+            return
+        server.send(conn, bytes([byte]))
+        time.sleep(0.1)
+
+
+def _reset_feed(server, conn) -> None:
+    head = http_head(200, {"Content-Type": ATOM_TYPE, "Content-Length": str(len(ATOM_BYTES))})
+    server.send(conn, head + ATOM_BYTES[:300])
+    time.sleep(0.2)
+    reset(conn)
+
+
+def _truncated_chunked_feed(server, conn) -> None:
+    head = http_head(200, {"Content-Type": ATOM_TYPE, "Transfer-Encoding": "chunked"})
+    server.send(conn, head + b"%x\r\n" % len(ATOM_BYTES) + ATOM_BYTES[:300])  # then the end
+
+
+def _huge_feed(server, conn) -> None:
+    # a well-formed Atom feed of 2 MB: its entries again and again, in chunks
+    start, end = ATOM_BYTES.index(b"<entry>"), ATOM_BYTES.rindex(b"</entry>") + 8
+    parts = [ATOM_BYTES[:start]] + [ATOM_BYTES[start:end] * 10] * (
+        2_000_000 // (10 * (end - start))
+    )
+    server.send(conn, http_head(200, {"Content-Type": ATOM_TYPE, "Transfer-Encoding": "chunked"}))
+    for part in [*parts, ATOM_BYTES[end:]]:
+        server.send(conn, b"%x\r\n%s\r\n" % (len(part), part))
+    server.send(conn, b"0\r\n\r\n")
+
+
+def _announced_huge_feed(server, conn) -> None:
+    server.send(conn, http_head(200, {"Content-Type": ATOM_TYPE, "Content-Length": "200000000"}))
+    server.send(conn, ATOM_BYTES)  # the rest never comes: reading would time out
+
+
+LIMIT_FAULTS = {
+    # name: (the bad feed's server, client limits, attempts it sees, the error)
+    "dripping feed": (
+        _drip_feed,
+        {},
+        2,
+        r"^feed could not be fetched: deadline of 1 s exceeded after 2 attempts: .*\(URL\)$",
+    ),
+    "reset mid-body": (
+        _reset_feed,
+        {},
+        2,
+        r"^feed could not be fetched: response body broken after 2 attempts: "
+        r"ChunkedEncodingError: .*\(URL\)$",
+    ),
+    "truncated chunked body": (
+        _truncated_chunked_feed,
+        {},
+        2,
+        r"^feed could not be fetched: response body broken after 2 attempts: "
+        r"ChunkedEncodingError: .*\(URL\)$",
+    ),
+    "larger than the cap": (
+        _huge_feed,
+        {},
+        1,
+        r"^feed could not be fetched: response larger than the cap of 524288 bytes "
+        r"\(HttpPolicy\.max_bytes, SOCIALPULSE_HTTP_MAX_BYTES\); stopped reading after \d+ bytes \(URL\)$",
+    ),
+    "Content-Length above the cap": (
+        _announced_huge_feed,
+        {},
+        1,
+        r"^feed could not be fetched: response of 200000000 bytes \(Content-Length\) is "
+        r"larger than the cap of 524288 bytes \(HttpPolicy\.max_bytes, SOCIALPULSE_HTTP_MAX_BYTES\); not read \(URL\)$",
+    ),
+    "time budget": (
+        _drip_feed,
+        {"retries": 5, "account_budget": 1.5},
+        2,
+        r"^feed could not be fetched: time budget of 1\.5 s for feed URL \(stadtwerke\) used "
+        r"up after 2 requests: a request was cut off at its end "
+        r"\(HttpPolicy\.account_budget\) \(URL\)$",
+    ),
+}
+
+
+@pytest.mark.timeout(30)  # a dripping feed must not hold the batch up forever
+@pytest.mark.parametrize("fault", list(LIMIT_FAULTS))
+def test_a_dripping_broken_or_huge_feed_costs_only_itself(
+    server, raw_server, sleeps, tmp_path, fault
+):
+    respond, limits, attempts, error = LIMIT_FAULTS[fault]
+
+    def answer(raw, conn, path):
+        respond(raw, conn)
+        return False
+
+    raw = raw_server(answer)
+    bad = raw.url("/feed.atom")
+    good = serve(server, "/good/feed/", WP_BYTES, headers=V1)
+    http = limited_client(sleeps, deadline=1.0, max_bytes=512 * 1024, **limits)
+    context = PlatformContext(state_dir=tmp_path, http=http, clock=lambda: FIXED_NOW)
+    accounts = [AccountRef("stadtwerke", bad), AccountRef("baeckerei", good)]
+
+    result = RssPlatform(context=context).fetch(accounts, WINDOW)
+
+    assert only_posts(result) == wordpress_rows(good)
+    assert [r["account_id"] for r in result.rows["account_snapshots"]] == [good]
+    [e] = result.errors
+    assert (e.platform, e.company_id, e.handle) == ("rss", "stadtwerke", bad)
+    assert re.match(error.replace("URL", re.escape(bad)), e.error), e.error
+    assert raw.paths == ["/feed.atom"] * attempts
+    assert set(cache_of(tmp_path)) == {good}  # nothing kept for the failed feed
 
 
 # --- paging (RFC 5005 next links) ----------------------------------------------------------

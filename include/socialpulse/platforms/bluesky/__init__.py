@@ -24,7 +24,16 @@ error; so is a thread whose tree holds fewer direct replies than the post's ``re
 
 An account's rows are kept only when steps 1-3 all succeed (nothing half-fetched); a failure
 is one :class:`FetchError` and the other accounts go on. A probe that fails is a warning of
-its own; a probe whose question is gone is still emitted, unanswered. See README.md.
+its own; a probe whose question is gone is still emitted, unanswered. The shared client's
+limits fail the account the same way: a response dripping past the deadline or broken
+while being read (reset, truncated), after the retries; one larger than the size cap; the
+account's time budget used up (steps 1-4 run inside :meth:`HttpClient.account_budget`;
+past it even the probes fail the account, not just themselves).
+
+A key delivered twice in one fetch (the same reply in the threads of two accounts' posts,
+two registry accounts on one DID) is kept once, for the first account:
+:meth:`FetchResult.drop_duplicates` drops the later row and logs a warning naming both.
+See README.md.
 """
 
 from __future__ import annotations
@@ -35,7 +44,7 @@ import re
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
-from socialpulse.http import HttpError, decode_json
+from socialpulse.http import BudgetExceeded, HttpError, decode_json
 from socialpulse.platforms.base import (
     AccountRef,
     FetchError,
@@ -553,13 +562,16 @@ class BlueskyPlatform:
         self.base_url = base_url(self.context.connection)
 
     def fetch(self, accounts: list[AccountRef], window: FetchWindow) -> FetchResult:
-        api = Xrpc(self.context.client(), self.base_url)
+        client = self.context.client()
+        api = Xrpc(client, self.base_url)
         now = self.context.now()
         result = FetchResult()
         for ref in accounts:
             account = _Account(api, ref, window, now)
             try:
-                rows = account.fetch()
+                with client.account_budget(f"account {ref.handle} ({ref.company_id})"):
+                    rows = account.fetch()
+                    probes, probe_warnings = self._probes(account, ref)
             except Exception as exc:  # one bad account never stops the others
                 log.warning("bluesky %s (%s): %s", ref.handle, ref.company_id, exc)
                 result.errors.append(
@@ -569,26 +581,30 @@ class BlueskyPlatform:
                 )
                 continue
             result.extend(rows)
-            for warning in account.warnings:  # the rows are fine: a warning, not an error
+            # the rows are fine: warnings, not errors
+            for warning in account.warnings + probe_warnings:
                 log.warning("bluesky %s (%s): %s", ref.handle, ref.company_id, warning)
                 result.warnings.append(FetchError(self.name, ref.company_id, ref.handle, warning))
-            self._probes(account, ref, result)
+            result.extend({"probes": probes})
+        result.drop_duplicates()  # a reply in the threads of two accounts' posts: once
         return result
 
-    def _probes(self, account: _Account, ref: AccountRef, result: FetchResult) -> None:
+    def _probes(self, account: _Account, ref: AccountRef) -> tuple[list[dict], list[str]]:
+        """The probes' rows and their problems (a problem costs the account nothing else,
+        unless it is the account's time budget running out)."""
+        rows: list[dict[str, Any]] = []
+        problems: list[str] = []
         for probe in ref.probes:
             pid = probe.get("probe_id")
+            account.step = f"probe {pid}"
             try:
-                result.add("probes", account.probe(probe))
+                rows.append(account.probe(probe))
+            except BudgetExceeded:
+                raise  # the account's time is up: its error, not the probe's
             # a probe problem costs the account nothing else: a warning, not an error
             except QuestionGone as exc:
-                result.add("probes", probe_row(probe, account.now))
-                result.warnings.append(
-                    FetchError(self.name, ref.company_id, ref.handle, f"probe {pid}: {exc}")
-                )
+                rows.append(probe_row(probe, account.now))
+                problems.append(f"probe {pid}: {exc}")
             except Exception as exc:  # this probe stays as it was; the others go on
-                result.warnings.append(
-                    FetchError(
-                        self.name, ref.company_id, ref.handle, f"probe {pid}: {_message(exc)}"
-                    )
-                )
+                problems.append(f"probe {pid}: {_message(exc)}")
+        return rows, problems

@@ -10,8 +10,8 @@ Reads the public REST API of the account's own server (no login needed; see READ
 * ``GET /api/v1/statuses/<id>/context`` for every own original post since then that has
   replies (``replies_count > 0``), and for every field-study question.
 
-Every request goes through the shared :class:`socialpulse.http.HttpClient` (timeouts,
-retries, ``X-RateLimit-*`` pacing, 429). One fetch observes every account at one time,
+Every request goes through the shared :class:`socialpulse.http.HttpClient` (timeouts, a
+deadline per request, a size cap, retries, ``X-RateLimit-*`` pacing, 429). One fetch observes every account at one time,
 ``context.now()`` taken when the fetch starts.
 
 The account's snapshot says how far back the fetch read (``posts_since``): ``window.since``,
@@ -21,7 +21,14 @@ direct replies than the post's ``replies_count`` (anonymous context requests are
 
 An account whose data cannot be read completely (unknown, suspended, private, an HTML page,
 truncated JSON, a pagination loop, a status without id ...) yields a :class:`FetchError` and
-no rows at all; the other accounts go on.
+no rows at all; the other accounts go on. So does one that hits the client's limits: a
+response dripping past the deadline or broken while being read (reset, truncated), after
+the retries; a response larger than the size cap; the account's time budget used up (each
+account reads inside :meth:`HttpClient.account_budget`, ``HttpPolicy.account_budget``).
+
+A reply delivered for two accounts (a status in the contexts of both, e.g. under a company's
+self-reply continuing its answer in another company's thread) is kept once, for the first:
+:meth:`FetchResult.drop_duplicates` drops the second and logs a warning naming both.
 """
 
 from __future__ import annotations
@@ -33,7 +40,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
-from socialpulse.http import HttpError
+from socialpulse.http import BudgetExceeded, HttpError
 from socialpulse.platforms.base import (
     AccountRef,
     FetchError,
@@ -513,6 +520,8 @@ class _Account:
             return probe_row(probe, self.now), f"{exc}; recorded unanswered"
         try:
             replies = self.context(base, question_id)
+        except BudgetExceeded:
+            raise  # the account's time is up: its error, not the probe's
         except HttpError as exc:
             if exc.status in (404, 410):
                 return (
@@ -568,7 +577,8 @@ class MastodonPlatform:
         result = FetchResult()
         for ref in accounts:
             try:
-                rows, problems = _Account(client, ref, window, now, token).fetch()
+                with client.account_budget(f"account {ref.handle} ({ref.company_id})"):
+                    rows, problems = _Account(client, ref, window, now, token).fetch()
             except (HttpError, ValueError, KeyError, TypeError) as exc:
                 # HttpError/PayloadError/RateLimited, MastodonError: the account's fault
                 msg = str(exc) if isinstance(exc, MastodonError) else f"{type(exc).__name__}: {exc}"
@@ -579,4 +589,5 @@ class MastodonPlatform:
             for problem in problems:  # the account's rows are fine: a warning, not an error
                 log.warning("mastodon %s (%s): %s", ref.handle, ref.company_id, problem)
                 result.warnings.append(FetchError(self.name, ref.company_id, ref.handle, problem))
+        result.drop_duplicates()  # a status in the contexts of two accounts: once
         return result

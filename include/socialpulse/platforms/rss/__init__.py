@@ -31,7 +31,15 @@ it had been downloaded), so a run whose batch was quarantined or retried loses n
 A feed that cannot be fetched (HTTP errors after the shared client's retries, timeouts,
 unreachable hosts) or is no feed (an HTML page, truncated XML, an empty body), on any of its
 pages, becomes a :class:`FetchError` for that account; it emits no rows and the other
-accounts go on.
+accounts go on. So does one that hits the shared client's limits: a server dripping its
+feed past the deadline or breaking it off while it is read (a reset, a truncated chunked
+body), after the retries; a feed larger than the size cap (``HttpPolicy.max_bytes``, 8 MiB:
+not read beyond it); the account's time budget used up (every feed is read inside
+:meth:`HttpClient.account_budget`).
+
+Keys are emitted once per fetch: a post id a second feed delivers again, and a second
+snapshot of a feed two accounts share, are skipped with a warning in the log (and
+:meth:`FetchResult.drop_duplicates` keeps every raw key once whatever the source).
 """
 
 from __future__ import annotations
@@ -371,7 +379,8 @@ class RssPlatform:
             for ref in accounts:
                 try:
                     url = feed_url(ref)
-                    feed = self._fetch_feed(client, cache, ref, url, since, now)
+                    with client.account_budget(f"feed {url} ({ref.company_id})"):
+                        feed = self._fetch_feed(client, cache, ref, url, since, now)
                 except HttpError as exc:
                     message = f"feed could not be fetched: {exc}"
                 except FeedProblem as exc:
@@ -412,6 +421,7 @@ class RssPlatform:
                 cache.save()
             except OSError as exc:  # the rows are fine; the next run is just unconditional
                 log.warning("could not save the feed validators to %s: %s", cache.path, exc)
+        result.drop_duplicates()  # (the checks above keep keys unique already)
         return result
 
     def _snapshot(self, ref: AccountRef, url: str, feed: _Feed, now: dt.datetime) -> dict:
