@@ -388,22 +388,33 @@ def validate_staged(staged: dict[str, Any], now: dt.datetime | None = None) -> d
             paths, _ = _stage(Path(staged["folder"]) / "accepted", good)
             staged = {**staged, "paths": paths, "errors": errors}
     except BatchRejected as exc:
-        write_status(
-            run_id_of(staged),
-            label,
-            batch_id=staged["batch_id"],
-            stage="quarantined",
-            problem=str(exc),
-            quarantine=str(exc.quarantine) if exc.quarantine else None,
-            errors=staged["errors"],
-            accounts=_accounts_of(tables),
-        )
+        _failed(staged, "quarantined", str(exc), tables, quarantine=exc.quarantine)
         raise
     write_status(
         run_id_of(staged), label, batch_id=staged["batch_id"], stage="validated", errors=errors
     )
     log.info("batch %s passed validation: %s", staged["batch_id"], report.rows)
     return {**staged, "validated": True}
+
+
+def _failed(
+    staged: dict[str, Any],
+    stage: str,
+    problem: str,
+    tables: Mapping[str, pa.Table],
+    quarantine: Path | None = None,
+) -> None:
+    """Record that a staged batch stopped at ``stage``, with the accounts it costs."""
+    write_status(
+        run_id_of(staged),
+        batch_label(staged["platform"], staged["batch_no"]),
+        batch_id=staged["batch_id"],
+        stage=stage,
+        problem=problem,
+        quarantine=str(quarantine) if quarantine else None,
+        errors=staged["errors"],
+        accounts=_accounts_of(tables),
+    )
 
 
 def run_id_of(staged: dict[str, Any]) -> str:
@@ -469,15 +480,7 @@ def load_staged(staged: dict[str, Any], warehouse: str | None = None) -> dict[st
         with connect(warehouse) as con:
             counts = load_batch(con, staged["batch_id"], tables)
     except Exception as exc:
-        write_status(
-            run_id_of(staged),
-            label,
-            batch_id=staged["batch_id"],
-            stage="load failed",
-            problem=f"{type(exc).__name__}: {exc}",
-            errors=staged["errors"],
-            accounts=_accounts_of(tables),
-        )
+        _failed(staged, "load failed", f"{type(exc).__name__}: {exc}", tables)
         raise
     write_status(
         run_id_of(staged),
