@@ -21,6 +21,10 @@ batch with Great Expectations and loads it into the DuckDB warehouse (`SOCIALPUL
 * `all_batches_loaded` fails the run naming every account and batch that failed, so a
   partial load never looks green.
 
+Alerts (e-mail / Slack, when their Airflow connections exist): every failed task, and a run
+that has not succeeded `SOCIALPULSE_INGEST_DEADLINE_HOURS` (6) after it was queued (a
+deadline alert).
+
 Params: `backfill_days` widens the fetch window to that many days before the interval's
 end (every connector reads back to the window's start; the sample platform replays each
 day, exactly as daily runs would).
@@ -33,6 +37,7 @@ import datetime as dt
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_context, task, task_group
 
 from socialpulse.config import DUCKDB_POOL, FETCH_POOLS
+from socialpulse.notify import ingest_deadline
 from socialpulse.orchestration import (
     DEFAULT_ARGS,
     RAW_ASSETS,
@@ -49,11 +54,17 @@ SOURCES = (*IMPLEMENTATIONS, REGISTRY)
 
 
 def _window():
-    from socialpulse.pipeline import fetch_window
+    """The run's fetch window: its data interval; a manual run without a logical date (REST
+    with ``"logical_date": null``, ``airflow dags trigger``) has none and fetches up to its
+    ``run_after`` time."""
+    from socialpulse.pipeline import run_window
 
     ctx = get_current_context()
-    return fetch_window(
-        ctx["data_interval_start"], ctx["data_interval_end"], int(ctx["params"]["backfill_days"])
+    return run_window(
+        ctx.get("data_interval_start"),
+        ctx.get("data_interval_end"),
+        ctx["dag_run"].run_after,
+        int(ctx["params"]["backfill_days"]),
     )
 
 
@@ -115,6 +126,8 @@ def batches_of(source: str):
     max_active_runs=1,
     # a run that takes longer is stuck: its staging folder is removed by a later run
     dagrun_timeout=dt.timedelta(hours=12),
+    # not succeeded SOCIALPULSE_INGEST_DEADLINE_HOURS after it was queued: an alert
+    deadline=ingest_deadline(),
     default_args=DEFAULT_ARGS,
     tags=["socialpulse", "ingest"],
     doc_md=__doc__,

@@ -11,11 +11,15 @@ which model failed; a model's upstream tasks are read from the SQL itself (its `
 
 Analysts read the marts: `marts.company_metrics`, `marts.success_index`,
 `marts.segment_benchmarks` (see the README's data dictionary and `../shared/METRICS.md`).
+
+`send_alerts` (after the analytics copy is published) sends one message listing the new
+rows of `marts.alerts` (liveliness or service level dropped) of the latest complete week and
+month, each alert once per channel (`ops.alerts_sent`).
 """
 
 from __future__ import annotations
 
-from airflow.sdk import TaskGroup, dag, task
+from airflow.sdk import TaskGroup, dag, get_current_context, task
 
 from socialpulse.config import DUCKDB_POOL
 from socialpulse.models import LAYERS, SOURCE_LAYER, discover
@@ -96,8 +100,19 @@ def socialpulse_models():
         with fail_fast():
             return build_reports()
 
+    @task(pool=DUCKDB_POOL)
+    def send_alerts() -> dict:
+        """One message (e-mail, Slack) listing the new alerts of marts.alerts (liveliness
+        dropped) for the latest complete week and month; each alert is sent once."""
+        from socialpulse.notify import send_liveliness_alerts
+
+        ctx = get_current_context()
+        with fail_fast():
+            return send_liveliness_alerts(ctx["dag"].dag_id, ctx["run_id"])
+
     published = publish_analytics_copy()
     [tasks[m.qualified] for m in models if m.layer == "marts"] >> published >> build_report()
+    published >> send_alerts()
 
 
 socialpulse_models()

@@ -5,11 +5,15 @@ navigation (``external_views``, shown inside the UI as an iframe at ``/plugin/so
 
 * ``GET /socialpulse/``: server-rendered HTML (inline CSS, no scripts, no external URL).
 * ``GET /socialpulse/api/status``: the same data as JSON.
-* ``GET /socialpulse/reports/<type>-<start>/report.html``: a published period report.
+* ``GET /socialpulse/reports/<registry>/<type>-<start>/report.html``: a published report.
 * ``GET /socialpulse/data-docs/<path>``: the Great Expectations Data Docs site that
   ``socialpulse.validation`` builds in ``<data_dir>/gx_docs`` (every batch's validation).
+* ``GET /socialpulse/data-docs/static/<path>``: the site's images, CSS, JS and fonts (GX's own
+  and the vendored Bootstrap, jQuery, Font Awesome, Vega: no validation data), the one path
+  served without the login: the Data Docs pages run sandboxed, in an opaque origin, so their
+  browser sends no cookie when they load these files.
 
-Every route requires the Airflow UI login: the app-level dependency
+Every other route requires the Airflow UI login: the app-level dependency
 ``requires_access_view(AccessView.WEBSITE)`` from ``airflow.api_fastapi.core_api.security``
 accepts the JWT as ``Authorization: Bearer`` or as the UI's ``_token`` cookie and answers
 401/403 otherwise.
@@ -31,8 +35,11 @@ from airflow.plugins_manager import AirflowPlugin
 URL_PREFIX = "/socialpulse"
 #: report folders written by socialpulse.report.build_report: <period_type>-<YYYY-MM-DD>
 REPORT_FOLDER = re.compile(r"(week|month)-(\d{4}-\d{2}-\d{2})")
+#: one folder of reports per registry (socialpulse.config.Settings.registry_key)
+REGISTRY_FOLDER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 MAX_FETCH_ERRORS = 50
 MAX_LOADS = 20
+MAX_ALERTS = 20
 MAX_REPORTS = 12
 #: pages and reports may only use their own inline CSS / SVG and be framed by the Airflow UI
 SECURITY_HEADERS = {
@@ -42,23 +49,22 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Cache-Control": "no-store",
 }
-#: GX Data Docs load Bootstrap, jQuery, Font Awesome and Vega from CDNs and use inline scripts:
-#: allowed on the data-docs route only, in a sandbox (an opaque origin: its scripts cannot read
-#: the Airflow UI's cookie or call the API as the user), without forms or outgoing requests
-DATA_DOCS_CDNS = (
-    "https://cdn.jsdelivr.net https://cdnjs.cloudflare.com https://code.jquery.com"
-    " https://maxcdn.bootstrapcdn.com https://stackpath.bootstrapcdn.com https://unpkg.com"
-)
+#: GX Data Docs use inline scripts and styles, and Bootstrap, jQuery, Font Awesome and Vega,
+#: which socialpulse.validation.localise_docs copies into the site (no CDN): allowed on the
+#: data-docs route only, from the site itself, in a sandbox (an opaque origin: its scripts
+#: cannot read the Airflow UI's cookie or call the API as the user), without forms or
+#: requests to anywhere else
 DATA_DOCS_HEADERS = {
     **SECURITY_HEADERS,
     "Content-Security-Policy": (
-        f"default-src 'none'; script-src 'unsafe-inline' {DATA_DOCS_CDNS};"
-        f" style-src 'self' 'unsafe-inline' {DATA_DOCS_CDNS};"
-        " img-src 'self' data: https://great-expectations-web-assets.s3.us-east-2.amazonaws.com;"
-        " font-src 'self' data: https://cdnjs.cloudflare.com; form-action 'none'; base-uri 'none';"
+        "default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline';"
+        " img-src 'self' data:; font-src 'self' data:; form-action 'none'; base-uri 'none';"
         " frame-ancestors 'self'; sandbox allow-scripts allow-popups"
     ),
 }
+#: the site's static assets: public files (also to the pages' opaque origin, which loads the
+#: fonts with CORS), served with the same policy
+DATA_DOCS_ASSET_HEADERS = {**DATA_DOCS_HEADERS, "Access-Control-Allow-Origin": "*"}
 DATA_DOCS_TYPES = {
     ".html": "text/html; charset=utf-8",
     ".css": "text/css; charset=utf-8",
@@ -73,6 +79,8 @@ DATA_DOCS_TYPES = {
     ".woff": "font/woff",
     ".woff2": "font/woff2",
 }
+#: the suffixes of the static assets served: no page, no JSON
+DATA_DOCS_ASSET_TYPES = frozenset(DATA_DOCS_TYPES) - {".html", ".json"}
 
 
 # --- data ---------------------------------------------------------------------------------
@@ -112,6 +120,27 @@ def _success_index(con: Any) -> dict[str, Any]:
     for s in segments:
         s.pop("period_end")
     return {"period_start": latest, "period_end": period_end, "segments": segments}
+
+
+def _alerts(con: Any) -> list[dict[str, Any]]:
+    """The latest rows of marts.alerts (liveliness or service level dropped), newest first."""
+    from socialpulse.warehouse import dict_rows, has_table
+
+    if not has_table(con, "marts", "alerts"):
+        return []
+    return dict_rows(
+        con,
+        """
+        select
+          company_id, company_name, segment, period_type, period_start, period_end,
+          liveliness_score, previous_liveliness_score, liveliness_drop, is_liveliness_alert,
+          service_level, previous_service_level, service_level_drop, is_service_level_alert
+        from marts.alerts
+        order by period_end desc, period_type, segment, company_name, company_id
+        limit ?
+        """,
+        [MAX_ALERTS],
+    )
 
 
 def _threads(con: Any, index: dict[str, Any]) -> list[dict[str, Any]]:
@@ -172,21 +201,24 @@ def _quarantine(settings: Any) -> list[dict[str, Any]]:
 
 
 def _reports(settings: Any, root_path: str) -> list[dict[str, Any]]:
-    folder = settings.reports_dir
-    if not folder.is_dir():
-        return []
+    """The published reports of every registry (``<reports>/<registry>/<type>-<start>/``)."""
+    root = settings.reports_dir
     found = []
-    for sub in folder.iterdir():
-        match = REPORT_FOLDER.fullmatch(sub.name)
-        if match and (sub / "report.html").is_file():
-            found.append(
-                {
-                    "period_type": match.group(1),
-                    "period_start": match.group(2),
-                    "url": f"{root_path}/reports/{sub.name}/report.html",
-                }
-            )
-    found.sort(key=lambda r: (r["period_start"], r["period_type"]), reverse=True)
+    for registry in sorted(root.iterdir()) if root.is_dir() else []:
+        if not REGISTRY_FOLDER.fullmatch(registry.name) or not registry.is_dir():
+            continue
+        for sub in registry.iterdir():
+            match = REPORT_FOLDER.fullmatch(sub.name)
+            if match and (sub / "report.html").is_file():
+                found.append(
+                    {
+                        "registry": registry.name,
+                        "period_type": match.group(1),
+                        "period_start": match.group(2),
+                        "url": f"{root_path}/reports/{registry.name}/{sub.name}/report.html",
+                    }
+                )
+    found.sort(key=lambda r: (r["period_start"], r["period_type"], r["registry"]), reverse=True)
     return found[:MAX_REPORTS]
 
 
@@ -200,6 +232,7 @@ def collect_status(root_path: str = URL_PREFIX) -> dict[str, Any]:
     status: dict[str, Any] = {
         "analytics_copy": {"available": False, "published_at": None, "message": None},
         "success_index": {"period_start": None, "period_end": None, "segments": []},
+        "alerts": [],
         "fetch_errors": {"errors": 0, "warnings": 0, "latest": []},
         "threads": [],
         "loads": [],
@@ -230,6 +263,7 @@ def collect_status(root_path: str = URL_PREFIX) -> dict[str, Any]:
         con.execute("set TimeZone = 'UTC'")
         status["success_index"] = _success_index(con)
         status["threads"] = _threads(con, status["success_index"])
+        status["alerts"] = _alerts(con)
         status["fetch_errors"] = _fetch_errors(con)
         status["loads"] = _loads(con)
         copy["available"] = True
@@ -319,6 +353,42 @@ def _threads_html(threads: list[dict[str, Any]]) -> list[str]:
     return out
 
 
+def _alerts_html(alerts: list[dict[str, Any]]) -> list[str]:
+    """The latest liveliness alerts (marts.alerts)."""
+    from socialpulse.report import fmt_score
+
+    out = ["<h2>Alerts: liveliness dropped</h2>"]
+    if not alerts:
+        out.append(
+            "<p class='muted'>No alerts: no liveliness score or service level fell by"
+            " more than its threshold against the period before.</p>"
+        )
+        return out
+
+    def share(value: Any) -> str:
+        return NULL if value is None else f"{value:.0%}"
+
+    out.append(
+        f"<p class='muted'>The latest {MAX_ALERTS} at most, newest first: a drop against the"
+        " previous period of the same type (both observed).</p>"
+        "<table class='alerts'><tr><th>Company</th><th>Segment</th><th>Period</th>"
+        "<th class='num'>Liveliness score</th><th class='num'>Service level</th></tr>"
+    )
+    for a in alerts:
+        live = (
+            f"{fmt_score(a['previous_liveliness_score'])} &rarr; {fmt_score(a['liveliness_score'])}"
+        )
+        service = f"{share(a['previous_service_level'])} &rarr; {share(a['service_level'])}"
+        out.append(
+            f"<tr><td>{_e(a['company_name'])}</td><td>{_e(a['segment'])}</td>"
+            f"<td>{_e(a['period_type'])} {_e(a['period_start'])}</td>"
+            f"<td class='num{' error' if a['is_liveliness_alert'] else ''}'>{live}</td>"
+            f"<td class='num{' error' if a['is_service_level_alert'] else ''}'>{service}</td></tr>"
+        )
+    out.append("</table>")
+    return out
+
+
 def render_page(status: dict[str, Any], root_path: str = URL_PREFIX) -> str:
     """The status as one self-contained HTML page; every text from data is escaped."""
     import html
@@ -362,13 +432,16 @@ def render_page(status: dict[str, Any], root_path: str = URL_PREFIX) -> str:
     else:
         out.append("<p class='muted'>No complete week yet.</p>")
 
+    out += _alerts_html(status.get("alerts") or [])
+
     out.append("<h2>Reports</h2>")
     if status["reports"]:
         out.append("<ul class='reports'>")
         for r in status["reports"]:
             out.append(
                 f"<li><a href='{html.escape(r['url'], quote=True)}'>{_e(r['period_type'])}"
-                f" starting {_e(r['period_start'])}</a></li>"
+                f" starting {_e(r['period_start'])}</a> <span class='muted'>registry"
+                f" {_e(r['registry'])}</span></li>"
             )
         out.append("</ul>")
     else:
@@ -439,12 +512,15 @@ def render_page(status: dict[str, Any], root_path: str = URL_PREFIX) -> str:
 
 
 def create_app() -> Any:
-    """The FastAPI app; every route requires the Airflow UI login (401/403 otherwise)."""
+    """The FastAPI app; every route requires the Airflow UI login (401/403 otherwise), but
+    the Data Docs' static assets."""
     from airflow.api_fastapi.auth.managers.models.resource_details import AccessView
     from airflow.api_fastapi.core_api.security import requires_access_view
     from fastapi import Depends, FastAPI, HTTPException, Request
     from fastapi.encoders import jsonable_encoder
     from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+    from starlette.applications import Starlette
+    from starlette.routing import Route
 
     app = FastAPI(
         title="socialpulse",
@@ -469,33 +545,55 @@ def create_app() -> Any:
         status = collect_status(root_path(request))
         return JSONResponse(jsonable_encoder(status), headers={"Cache-Control": "no-store"})
 
-    @app.get("/reports/{folder}/report.html")
-    def report(folder: str) -> FileResponse:
+    @app.get("/reports/{registry}/{folder}/report.html")
+    def report(registry: str, folder: str) -> FileResponse:
         from socialpulse.config import settings
 
-        if not REPORT_FOLDER.fullmatch(folder):
+        if not REGISTRY_FOLDER.fullmatch(registry) or not REPORT_FOLDER.fullmatch(folder):
             raise HTTPException(status_code=404, detail="no such report")
         base = settings().reports_dir.resolve()
-        path = (base / folder / "report.html").resolve()
+        path = (base / registry / folder / "report.html").resolve()
         if not path.is_relative_to(base) or not path.is_file():
             raise HTTPException(status_code=404, detail="no such report")
         return FileResponse(path, media_type="text/html; charset=utf-8", headers=SECURITY_HEADERS)
 
+    def data_docs_asset(request: Request) -> FileResponse:
+        path = request.path_params["path"]
+        return _data_docs_file("static", path, DATA_DOCS_ASSET_HEADERS, assets_only=True)
+
+    # a mount, which the app-level login does not cover, and before the data-docs route, which
+    # would answer these paths too (behind the login)
+    app.mount("/data-docs/static", Starlette(routes=[Route("/{path:path}", data_docs_asset)]))
+
     @app.get("/data-docs/{path:path}")
     def data_docs(path: str) -> FileResponse:
-        from socialpulse.config import settings
-
-        base = settings().gx_docs_dir.resolve()
-        try:
-            target = (base / (path or "index.html")).resolve()
-        except (OSError, ValueError):  # e.g. a NUL byte
-            raise HTTPException(status_code=404, detail="no such file") from None
-        if not target.is_relative_to(base) or not target.is_file():
-            raise HTTPException(status_code=404, detail="no such file")
-        media_type = DATA_DOCS_TYPES.get(target.suffix.lower(), "application/octet-stream")
-        return FileResponse(target, media_type=media_type, headers=DATA_DOCS_HEADERS)
+        return _data_docs_file(".", path, DATA_DOCS_HEADERS)
 
     return app
+
+
+def _data_docs_file(
+    folder: str, path: str, headers: dict[str, str], assets_only: bool = False
+) -> Any:
+    """A FileResponse of ``path`` under ``<gx_docs>/<folder>``; 404 outside it, or when
+    ``assets_only`` and it is no static asset."""
+    from fastapi import HTTPException
+    from fastapi.responses import FileResponse
+
+    from socialpulse.config import settings
+
+    base = (settings().gx_docs_dir / folder).resolve()
+    try:
+        target = (base / (path or "index.html")).resolve()
+    except (OSError, ValueError):  # e.g. a NUL byte
+        raise HTTPException(status_code=404, detail="no such file") from None
+    suffix = target.suffix.lower()
+    if not target.is_relative_to(base) or not target.is_file():
+        raise HTTPException(status_code=404, detail="no such file")
+    if assets_only and suffix not in DATA_DOCS_ASSET_TYPES:
+        raise HTTPException(status_code=404, detail="no such file")
+    media_type = DATA_DOCS_TYPES.get(suffix, "application/octet-stream")
+    return FileResponse(target, media_type=media_type, headers=headers)
 
 
 class LazyApp:

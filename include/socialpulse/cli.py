@@ -8,13 +8,18 @@ print the per-segment table of the latest complete period.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
+import logging
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 from socialpulse.config import POOLS, PROJECT_ROOT, settings
 from socialpulse.registry import RegistryError, load_registry
@@ -45,7 +50,8 @@ def _airflow_defaults(home: Path) -> dict[str, str]:
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
         "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-        "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+        # task logs say what each task did (the UI shows them); `make run` quiets its console
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
         "NO_PROXY": "*",
     }
@@ -77,17 +83,58 @@ def load_dags() -> dict[str, Any]:
     if bag.import_errors:
         errors = "\n".join(f"{f}: {e}" for f, e in bag.import_errors.items())
         raise SystemExit(f"DAG import errors:\n{errors}")
-    return bag.dags
+    from socialpulse.notify import without_deadline
+
+    # for dag.test(): Airflow 3.3.2 cannot run a DAG with a DeadlineAlert there (#73428)
+    return {dag_id: without_deadline(dag) for dag_id, dag in bag.dags.items()}
 
 
 def _state(obj: Any) -> str:
     return str(getattr(obj.state, "value", obj.state))
 
 
+class QuietWaits(logging.Filter):
+    """``dag.test()`` logs "No tasks to run. unrunnable tasks: {...}" (kilobytes: every task
+    instance) once a second while a task waits for its retry. Shown once a minute, short."""
+
+    PREFIX = "No tasks to run"
+
+    def __init__(self, every: float = 60.0, clock: Any = time.monotonic) -> None:
+        super().__init__()
+        self.every = every
+        self.clock = clock
+        self.last: float | None = None
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not str(record.msg).startswith(self.PREFIX):
+            return True
+        now = self.clock()
+        if self.last is not None and now - self.last < self.every:
+            return False
+        self.last = now
+        record.msg, record.args = (
+            "No tasks to run now: waiting for a retry (said at most once a minute)",
+            (),
+        )
+        return True
+
+
 def run_dag(
     dag: Any, logical_date: dt.datetime | None, conf: dict[str, Any] | None = None
 ) -> tuple[str, list[str]]:
     """One real DAG run through ``dag.test()``: its final state and its failed tasks."""
+    quiet = QuietWaits()
+    logger = logging.getLogger("airflow.sdk.definitions.dag")
+    logger.addFilter(quiet)
+    try:
+        return _run_dag(dag, logical_date, conf)
+    finally:
+        logger.removeFilter(quiet)
+
+
+def _run_dag(
+    dag: Any, logical_date: dt.datetime | None, conf: dict[str, Any] | None
+) -> tuple[str, list[str]]:
     kwargs: dict[str, Any] = {"run_conf": conf or {}}
     if logical_date is not None:
         kwargs["logical_date"] = logical_date
@@ -103,6 +150,8 @@ def run_dag(
 def run(history_days: int = DEFAULT_HISTORY_DAYS, end: dt.date | None = None) -> int:
     """The main job: ingest ``history_days`` up to ``end`` (today), build the models, report."""
     started = time.monotonic()
+    # dag.test() prints every task's log on this console: only warnings, unless asked
+    os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
     _apply_airflow_env()
     s = settings()
     # Like a manual trigger: the run's data interval is the last complete day before its
@@ -120,7 +169,15 @@ def run(history_days: int = DEFAULT_HISTORY_DAYS, end: dt.date | None = None) ->
     except RegistryError as exc:
         print(f"socialpulse: the companies file is malformed:\n  {exc}", file=sys.stderr)
         return 2
-    print("socialpulse: preparing the Airflow home (metadata DB, pool) ...", flush=True)
+    with data_folder_lock("make run") as refused:
+        if refused:
+            print(refused, file=sys.stderr)
+            return 3
+        return _run(s, logical, history_days, started)
+
+
+def _run(s: Any, logical: dt.datetime, history_days: int, started: float) -> int:
+    print("socialpulse: preparing the Airflow home (metadata DB, pools) ...", flush=True)
     bootstrap()
     dags = load_dags()
     stages = [
@@ -144,8 +201,10 @@ def run(history_days: int = DEFAULT_HISTORY_DAYS, end: dt.date | None = None) ->
     print(summary_text(s.analytics))
     print(f"\nwarehouse: {s.warehouse}")
     print(f"analytics copy (query it while the pipeline runs: make query): {s.analytics}")
-    print(f"quarantine: {s.quarantine_dir}")
-    reports = sorted(s.reports_dir.glob("*/report.html"), key=lambda p: p.stat().st_mtime)
+    quarantined = [p for p in s.quarantine_dir.glob("*") if p.is_dir()]
+    if quarantined:
+        print(f"quarantine: {len(quarantined)} batch(es) in {s.quarantine_dir}")
+    reports = sorted(s.registry_reports_dir.glob("*/report.html"), key=lambda p: p.stat().st_mtime)
     for report in reports[-2:]:
         print(f"report: {report}  (CSV and Parquet exports beside it)")
     print(f"total time: {time.monotonic() - started:.0f} s")
@@ -287,7 +346,8 @@ def query(sql: str | None = None) -> int:
                 _run_sql(
                     con,
                     "select table_schema, table_name, table_type from information_schema.tables "
-                    "where table_schema in ('marts', 'raw', 'ref', 'ops') order by 1, 2",
+                    "where table_schema in ('marts', 'intermediate', 'staging', 'raw', 'ref', "
+                    "'ops') order by 1, 2",
                 )
             else:
                 print(QUERY_HELP)
@@ -298,16 +358,184 @@ def query(sql: str | None = None) -> int:
             buffer = []
 
 
-def standalone() -> int:
-    """``make airflow``: the Airflow UI and scheduler on localhost:8080, DAGs unpaused."""
-    env = {**os.environ, **_apply_airflow_env()}
-    # standalone starts its components as `airflow ...` from PATH: use this venv's
+#: the components `make airflow` runs, in the order they start (the API server first: the
+#: others' tasks talk to its execution API)
+COMPONENTS = (
+    ("dag-processor", []),
+    ("scheduler", ["--skip-serve-logs"]),
+    ("triggerer", ["--skip-serve-logs"]),
+)
+
+
+def airflow_address() -> tuple[str, int]:
+    """Where `make airflow` listens: ``AIRFLOW__API__HOST`` / ``AIRFLOW__API__PORT``, by
+    default 127.0.0.1:8080 (this machine only; see the README to open it to a network)."""
+    host = os.environ.get("AIRFLOW__API__HOST") or "127.0.0.1"
+    port = int(os.environ.get("AIRFLOW__API__PORT") or 8080)
+    return host, port
+
+
+def standalone(ready_timeout: float = 180.0) -> int:
+    """``make airflow``: the API server (UI), DAG processor, scheduler and triggerer.
+
+    Like ``airflow standalone`` but in order and on loopback: the API server starts first
+    and the DAGs are unpaused only once it answers (a scheduled run no longer starts while
+    its tasks cannot reach the execution API); it listens on 127.0.0.1 unless
+    ``AIRFLOW__API__HOST`` says otherwise, and the log servers of the scheduler and
+    triggerer are not started (every component reads the task logs from the shared home).
+    Refuses to start while `make run` (or another `make airflow`) uses the data folder.
+    """
+    host, port = airflow_address()
+    shown = "localhost" if host in ("127.0.0.1", "0.0.0.0", "::") else host
+    _apply_airflow_env()
+    os.environ.update(
+        {
+            "AIRFLOW__API__HOST": host,
+            "AIRFLOW__API__PORT": str(port),
+            "AIRFLOW__API__BASE_URL": os.environ.get("AIRFLOW__API__BASE_URL")
+            or f"http://{shown}:{port}",
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+            # the UI and task logs show what each task did (tasks log at INFO)
+            "AIRFLOW__LOGGING__LOGGING_LEVEL": os.environ.get("AIRFLOW__LOGGING__LOGGING_LEVEL")
+            or "INFO",
+        }
+    )
+    env = {**os.environ}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    bootstrap()
     airflow = str(Path(sys.executable).with_name("airflow"))
-    password = Path(env["AIRFLOW_HOME"]) / "simple_auth_manager_passwords.json.generated"
-    print(f"Airflow UI: http://localhost:8080 (user admin, password in {password})", flush=True)
-    return subprocess.call([airflow, "standalone"], env=env)
+    with data_folder_lock("make airflow") as refused:
+        if refused:
+            print(refused, file=sys.stderr)
+            return 3
+        bootstrap()
+        procs: list[subprocess.Popen[bytes]] = []
+        try:
+            procs.append(_start(airflow, "api-server", ["--host", host, "--port", str(port)], env))
+            _wait_for(f"http://127.0.0.1:{port}/api/v2/version", procs[0], ready_timeout)
+            procs += [_start(airflow, name, args, env) for name, args in COMPONENTS]
+            _unpause(airflow, env, (INGEST_DAG, MODELS_DAG), ready_timeout)
+            password = Path(env["AIRFLOW_HOME"]) / "simple_auth_manager_passwords.json.generated"
+            print(
+                f"Airflow UI: http://{shown}:{port} (user admin, password in {password}); "
+                "DAGs unpaused. Ctrl-C stops it.",
+                flush=True,
+            )
+            while all(p.poll() is None for p in procs):
+                time.sleep(1)
+            failed = [p for p in procs if p.poll() not in (None, 0)]
+            return failed[0].returncode if failed else 0
+        except KeyboardInterrupt:
+            return 0
+        finally:
+            _stop(procs)
+
+
+def _start(airflow: str, name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen:
+    print(f"socialpulse: starting airflow {name} {' '.join(args)}".rstrip(), flush=True)
+    return subprocess.Popen([airflow, name, *args], env=env, start_new_session=True)
+
+
+def _wait_for(url: str, proc: subprocess.Popen, timeout: float) -> None:
+    import requests
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"the API server exited with {proc.returncode} before it answered")
+        try:
+            if requests.get(url, timeout=2).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.5)
+    raise SystemExit(f"the API server did not answer {url} within {timeout:.0f} s")
+
+
+def _unpause(airflow: str, env: dict[str, str], dag_ids: tuple[str, ...], timeout: float) -> None:
+    """Unpause the DAGs once the DAG processor has stored them, and check that they are.
+
+    (``airflow dags unpause`` of a DAG not stored yet exits 0 and changes nothing.)
+    """
+    import json
+
+    deadline = time.monotonic() + timeout
+    while True:
+        listed = subprocess.run(
+            [airflow, "dags", "list", "--output", "json"], env=env, capture_output=True, text=True
+        )
+        # the JSON list is the line that starts with '[{' (warnings may come before it)
+        rows = next((ln for ln in listed.stdout.splitlines() if ln.startswith("[{")), "[]")
+        try:
+            paused = {d["dag_id"]: str(d["is_paused"]).lower() == "true" for d in json.loads(rows)}
+        except (ValueError, KeyError, TypeError):
+            paused = {}
+        if all(paused.get(d) is False for d in dag_ids):
+            return
+        for dag_id in dag_ids:
+            if paused.get(dag_id):
+                subprocess.run(
+                    [airflow, "dags", "unpause", dag_id], env=env, capture_output=True, text=True
+                )
+        if time.monotonic() > deadline:
+            raise SystemExit(f"could not unpause {list(dag_ids)}: {listed.stderr.strip()[-500:]}")
+        time.sleep(2)
+
+
+def _stop(procs: list[subprocess.Popen]) -> None:
+    import signal
+
+    for p in procs:
+        if p.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(p.pid, signal.SIGTERM)
+    for p in procs:
+        try:
+            p.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(p.pid, signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def data_folder_lock(who: str) -> Iterator[str | None]:
+    """Hold the data folder for `make run` or `make airflow`; yields None, or (when another
+    one holds it) the message that says what is running and what to do.
+
+    Both write the same warehouse and sync the ref tables from their own registry: one
+    running beside the other waits on DuckDB's lock or replaces the other's registry. A
+    lock file (``<data>/.socialpulse.lock``, released when the process ends, even killed)
+    keeps them apart.
+    """
+    import fcntl
+
+    s = settings()
+    s.data_dir.mkdir(parents=True, exist_ok=True)
+    path = s.data_dir / ".socialpulse.lock"
+    with path.open("a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "another socialpulse process"
+            yield (
+                f"socialpulse: {holder} is using the data folder {s.data_dir}.\n"
+                "  Both would write the same warehouse and replace each other's registry.\n"
+                "  Stop it first, or trigger socialpulse_ingest from the running Airflow's UI,\n"
+                "  or give this one folders of its own: SOCIALPULSE_DATA_DIR=... AIRFLOW_HOME=..."
+            )
+            return
+        f.seek(0)
+        f.truncate()
+        f.write(f"{who} (pid {os.getpid()}, since {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC)")
+        f.flush()
+        try:
+            yield None
+        finally:
+            f.seek(0)
+            f.truncate()
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def main(argv: list[str] | None = None) -> int:

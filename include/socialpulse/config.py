@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,22 @@ def _int(name: str, default: int, minimum: int = 1) -> int:
     return value
 
 
+def _float(name: str, default: float, minimum: float = 0.0, maximum: float | None = None) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"environment variable {name}={raw!r} is not a number") from None
+    if not math.isfinite(value) or value < minimum or (maximum is not None and value > maximum):
+        bounds = (
+            f"between {minimum:g} and {maximum:g}" if maximum is not None else f">= {minimum:g}"
+        )
+        raise ValueError(f"environment variable {name}={raw} must be a number {bounds}")
+    return value
+
+
 def safe_name(name: str) -> str:
     """``name`` as one file or folder name: anything but letters, digits, ``-_.`` becomes ``_``."""
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
@@ -68,6 +85,16 @@ class Settings:
     http_max_bytes: int = 8 * 1024 * 1024
     #: the time one account's fetch may take, retries and rate-limit waits included
     account_budget_seconds: int = 600
+    #: alerts: recipients of the alert e-mails (comma-separated; or the extra "to" of the
+    #: Airflow connection smtp_default)
+    alert_email: str | None = None
+    #: alerts: a liveliness score (0-100) falling by more than this many points against the
+    #: previous period of the same type
+    alert_liveliness_drop: float = 20.0
+    #: alerts: a service level (share 0-1) falling by more than this against the previous period
+    alert_service_level_drop: float = 0.2
+    #: alerts: the daily ingest run must have succeeded this many hours after it was queued
+    ingest_deadline_hours: float = 6.0
 
     @property
     def staging_dir(self) -> Path:
@@ -79,8 +106,19 @@ class Settings:
 
     @property
     def reports_dir(self) -> Path:
-        """The published period reports: ``<period_type>-<start>/report.html`` + exports."""
+        """The published period reports of every registry:
+        ``<registry>/<period_type>-<start>/report.html`` + exports."""
         return self.data_dir / "reports"
+
+    @property
+    def registry_key(self) -> str:
+        """The registry's name in file paths: its file name without the suffix (``sample``)."""
+        return safe_name(self.companies.stem)
+
+    @property
+    def registry_reports_dir(self) -> Path:
+        """This registry's reports (another registry's runs never overwrite them)."""
+        return self.reports_dir / self.registry_key
 
     @property
     def gx_docs_dir(self) -> Path:
@@ -107,4 +145,8 @@ def settings() -> Settings:
         http_deadline_seconds=_int("SOCIALPULSE_HTTP_DEADLINE_SECONDS", 60),
         http_max_bytes=_int("SOCIALPULSE_HTTP_MAX_BYTES", 8 * 1024 * 1024, minimum=1024),
         account_budget_seconds=_int("SOCIALPULSE_ACCOUNT_BUDGET_SECONDS", 600),
+        alert_email=os.environ.get("SOCIALPULSE_ALERT_EMAIL", "").strip() or None,
+        alert_liveliness_drop=_float("SOCIALPULSE_ALERT_LIVELINESS_DROP", 20.0, maximum=100.0),
+        alert_service_level_drop=_float("SOCIALPULSE_ALERT_SERVICE_LEVEL_DROP", 0.2, maximum=1.0),
+        ingest_deadline_hours=_float("SOCIALPULSE_INGEST_DEADLINE_HOURS", 6.0, minimum=0.001),
     )

@@ -15,6 +15,7 @@ from airflow.sdk import Asset
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+from socialpulse.notify import task_failed
 from socialpulse.records import RAW_SCHEMAS
 
 OWNER = "socialpulse"
@@ -51,6 +52,8 @@ DEFAULT_ARGS = {
     "retry_delay": dt.timedelta(minutes=2),
     "retry_exponential_backoff": True,
     "max_retry_delay": dt.timedelta(minutes=30),
+    # an alert (e-mail, Slack: socialpulse.notify) naming the DAG, task, error and run
+    "on_failure_callback": task_failed,
 }
 
 #: when the DAGs' schedules begin; catchup is off, so this only bounds manual backfills

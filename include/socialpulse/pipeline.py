@@ -218,6 +218,20 @@ def fetch_window(
     return FetchWindow(start=start, end=data_interval_end, lookback=lookback)
 
 
+def run_window(
+    interval_start: dt.datetime | None,
+    interval_end: dt.datetime | None,
+    run_after: dt.datetime,
+    backfill_days: int = 0,
+) -> FetchWindow:
+    """The fetch window of a DAG run: its data interval when it has one; else (a manual run
+    without a logical date) the day before its ``run_after`` time, up to that time."""
+    if interval_start is None or interval_end is None:
+        interval_end = run_after
+        interval_start = run_after - dt.timedelta(days=1)
+    return fetch_window(interval_start, interval_end, backfill_days)
+
+
 def batch_id(batch: dict[str, Any], window: FetchWindow) -> str:
     """Stable per platform, batch and interval, so a rerun of an interval reuses it."""
     return (
@@ -239,6 +253,7 @@ def fetch_batch(
     """
     bid = batch_id(batch, window)
     label = batch_label(batch["platform"], batch["batch_no"])
+    started = time.monotonic()
     try:
         tables, errors = _fetch(batch, window, run_id, companies, connection)
         folder = run_dir(run_id) / bid
@@ -265,7 +280,20 @@ def fetch_batch(
         )
     # recorded now: a batch that fails later (validation, load) still names its accounts
     write_status(run_id, label, batch_id=bid, stage="fetched", rows=rows, errors=errors)
-    log.info("batch %s staged: %s", bid, rows)
+    n_err = sum(1 for e in errors if e["severity"] == "error")
+    log.info(
+        "batch %s: %s accounts of %s fetched (%d failed, %d warnings) for %s to %s in %.1f s; "
+        "rows staged: %s",
+        bid,
+        batch.get("size", len(batch.get("accounts") or [])),
+        batch["platform"],
+        n_err,
+        len(errors) - n_err,
+        f"{window.since:%Y-%m-%d %H:%M}",
+        f"{window.end:%Y-%m-%d %H:%M}",
+        time.monotonic() - started,
+        rows or "none",
+    )
     return {
         "batch_id": bid,
         "platform": batch["platform"],
@@ -393,7 +421,12 @@ def validate_staged(staged: dict[str, Any], now: dt.datetime | None = None) -> d
     write_status(
         run_id_of(staged), label, batch_id=staged["batch_id"], stage="validated", errors=errors
     )
-    log.info("batch %s passed validation: %s", staged["batch_id"], report.rows)
+    log.info(
+        "batch %s passed validation: %d expectations on %s",
+        staged["batch_id"],
+        sum(len(r.get("results", [])) for r in report.results.values()),
+        report.rows,
+    )
     return {**staged, "validated": True}
 
 
@@ -476,9 +509,16 @@ def load_staged(staged: dict[str, Any], warehouse: str | None = None) -> dict[st
         raise RuntimeError(f"batch {staged['batch_id']} was not validated; refusing to load it")
     label = batch_label(staged["platform"], staged["batch_no"])
     tables = _read_staged(staged)
+    started = time.monotonic()
     try:
         with connect(warehouse) as con:
             counts = load_batch(con, staged["batch_id"], tables)
+            replaced = dict(
+                con.execute(
+                    "select table_name, rows_replaced from ops.load_log where batch_id = ?",
+                    [staged["batch_id"]],
+                ).fetchall()
+            )
     except Exception as exc:
         _failed(staged, "load failed", f"{type(exc).__name__}: {exc}", tables)
         raise
@@ -491,7 +531,13 @@ def load_staged(staged: dict[str, Any], warehouse: str | None = None) -> dict[st
         errors=staged["errors"],
     )
     shutil.rmtree(staged["folder"], ignore_errors=True)
-    log.info("batch %s loaded: %s", staged["batch_id"], counts)
+    log.info(
+        "batch %s loaded in %.1f s: rows %s, of which replaced an earlier load's %s",
+        staged["batch_id"],
+        time.monotonic() - started,
+        counts,
+        replaced,
+    )
     return {
         "batch_id": staged["batch_id"],
         "platform": staged["platform"],
@@ -669,8 +715,14 @@ def build_model(qualified: str, warehouse: str | None = None) -> int | None:
     from socialpulse.warehouse import connect
 
     model = {m.qualified: m for m in discover()}[qualified]
+    started = time.monotonic()
     with connect(warehouse) as con:
-        return build(con, model)
+        rows = build(con, model)
+    log.info(
+        "built %s %s: %d rows in %.1f s", model.materialization, qualified, rows,
+        time.monotonic() - started,
+    )  # fmt: skip
+    return rows
 
 
 def cleanup_staging(run_id: str) -> None:
@@ -699,7 +751,7 @@ def build_reports(period_types: tuple[str, ...] = ("week", "month")) -> dict[str
     out: dict[str, str] = {}
     for period_type in period_types:
         paths = build_report(
-            s.analytics, s.reports_dir, period_type, quarantine_dir=s.quarantine_dir
+            s.analytics, s.registry_reports_dir, period_type, quarantine_dir=s.quarantine_dir
         )
         out[period_type] = str(paths.html)
         log.info("report of the latest complete %s: %s", period_type, paths.html)

@@ -462,7 +462,12 @@ REF_TABLES: dict[str, dict[str, str]] = {
         "target": "DOUBLE",
     },
     # the pipeline settings the models need (one row): the lookback L of METRICS.md rule 8
-    "settings": {"lookback_days": "BIGINT"},
+    # and the thresholds of marts.alerts
+    "settings": {
+        "lookback_days": "BIGINT",
+        "alert_liveliness_drop": "DOUBLE",
+        "alert_service_level_drop": "DOUBLE",
+    },
 }
 
 
@@ -470,14 +475,22 @@ def reference_tables(registry: Registry, lookback_days: int | None = None) -> di
     """The registry as Arrow tables for the warehouse's ``ref`` schema (replaced on each run).
 
     ``lookback_days``: the fetch lookback (default ``SOCIALPULSE_LOOKBACK_DAYS``), kept in
-    ``ref.settings`` for the models (METRICS.md rule 8).
+    ``ref.settings`` for the models (METRICS.md rule 8), with the alert thresholds
+    (``SOCIALPULSE_ALERT_LIVELINESS_DROP``, ``SOCIALPULSE_ALERT_SERVICE_LEVEL_DROP``).
     """
     import pyarrow as pa
 
     from socialpulse.config import settings
 
+    s = settings()
     rows: dict[str, list[dict[str, Any]]] = {t: [] for t in REF_TABLES}
-    rows["settings"].append({"lookback_days": lookback_days or settings().lookback_days})
+    rows["settings"].append(
+        {
+            "lookback_days": lookback_days or s.lookback_days,
+            "alert_liveliness_drop": s.alert_liveliness_drop,
+            "alert_service_level_drop": s.alert_service_level_drop,
+        }
+    )
     for c in registry.companies:
         rows["companies"].append(
             {

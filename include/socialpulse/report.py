@@ -623,7 +623,8 @@ def line_chart_svg(
     weeks: Sequence[dt.date], series: dict[str, dict[dt.date, float | None]], colors: dict
 ) -> str:
     """Median success index per week and segment (0-100), with grid and week labels."""
-    w, h, left, right, top, bottom = 680, 260, 44, 16, 14, 34
+    # room on the right for half of the last week's label ("23 Nov" is centred on its point)
+    w, h, left, right, top, bottom = 680, 260, 44, 30, 14, 34
     pw, ph = w - left - right, h - top - bottom
     step = pw / max(len(weeks) - 1, 1)
 
@@ -667,7 +668,8 @@ def dimension_chart_svg(
     color: str,
 ) -> str:
     """One bar per dimension (the company's score, 0-100) and a tick at the segment median."""
-    label_w, bar_w, row_h, top = 84, 130, 19, 16
+    # label_w: room for the longest dimension name in bold 12 px, "Relationships"
+    label_w, bar_w, row_h, top = 104, 130, 19, 16
     w, h = label_w + bar_w + 84, top + row_h * len(DIMENSIONS) + 4
     parts = [
         f'<svg class="dimension-chart" width="{w}" height="{h}" viewBox="0 0 {w} {h}" role="img">'
@@ -1063,12 +1065,13 @@ def _quarantine_html(batches: list[dict[str, Any]] | None, folder: Path | None) 
     out = ["<h3>Quarantined batches</h3>"]
     if batches is None:
         return out[0] + "<p class=muted>No quarantine folder was given: not checked.</p>"
-    where = f"in {_e(folder)}"
+    del folder  # a path on the pipeline's server means nothing to the report's readers
     if not batches:
-        return out[0] + f'<p><span class="ok">None</span> {where}.</p>'
+        return out[0] + '<p><span class="ok">None</span>: every batch passed validation.</p>'
     out.append(
-        f'<p><span id="quarantine-count">{len(batches)}</span> batch(es) {where} failed validation '
-        "and were not loaded: their data is missing from the numbers above.</p>"
+        f'<p><span id="quarantine-count">{len(batches)}</span> batch(es) failed validation '
+        "and were not loaded: their data is missing from the numbers above (the pipeline keeps "
+        "them, with the failed checks, in its quarantine folder).</p>"
     )
     for b in batches:
         rows = b["rows"]

@@ -11,7 +11,10 @@ page per suite and run under ``validations/``, one page per suite under ``expect
 which the socialpulse page in the Airflow UI serves. Several validate tasks may run at once:
 the result files are unique per run, and the site is updated under an exclusive file lock.
 Results and pages of runs older than ``SOCIALPULSE_GX_RETENTION_DAYS`` (90) are deleted when
-the site is updated, so the folder and the index build stay bounded.
+the site is updated, so the folder and the index build stay bounded. GX's pages load their CSS,
+JS and fonts from CDNs; :func:`localise_docs` points them at a copy in the site itself
+(``static/vendor/``, vendored in ``gx_assets/`` by ``python -m socialpulse.vendor_gx_assets``),
+so that the site works offline, from ``file://`` and behind the plugin's route.
 
 ``great_expectations`` is imported lazily: it costs seconds and must never load at DAG parse
 time.
@@ -22,7 +25,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
+import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from socialpulse.config import safe_name, settings
@@ -30,7 +36,6 @@ from socialpulse.records import EARLIEST_TIMESTAMP, RAW_SCHEMAS, RecordSchema
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
-    from pathlib import Path
 
     import pyarrow as pa
 
@@ -149,6 +154,15 @@ def expectations_for(schema: RecordSchema, now: dt.datetime) -> list[Any]:
 DOCS_SITE = "socialpulse"
 #: how many validation results (the newest) the Data Docs index lists; older pages stay on disk
 DOCS_INDEX_LIMIT = 200
+#: the CSS, JS and fonts GX's pages load from CDNs, vendored (socialpulse.vendor_gx_assets)
+GX_ASSETS = Path(__file__).with_name("gx_assets")
+#: where a site keeps its copy of them, relative to the site's root
+DOCS_VENDOR = "static/vendor"
+#: GX's navbar logo, loaded from GX's S3 bucket (with the data context's id appended) although
+#: GX copies the same logo into every site as static/images/logo-long.png
+GX_LOGO_URL = "https://great-expectations-web-assets.s3.us-east-2.amazonaws.com/logo-long.png"
+#: pages last written this much before the last localisation pass ended were done by it
+MTIME_SLACK = 2.0
 
 
 def _context(docs: Path | None = None, results: Path | None = None) -> Any:
@@ -328,12 +342,105 @@ def _build_docs(
             try:
                 prune_results(results, docs, keep_days)
                 ctx.build_data_docs(site_names=[DOCS_SITE], resource_identifiers=suites + stored)
+                try:
+                    localise_docs(docs)
+                except Exception:  # the site is there, its pages still ask the CDNs
+                    log.warning("could not localise the Data Docs in %s", docs, exc_info=True)
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
     except Exception:
         log.warning("could not build the GX Data Docs in %s", docs, exc_info=True)
         return None
     return docs
+
+
+def localise_docs(docs: Path) -> int:
+    """Point the pages of the Data Docs site ``docs`` at the site's own copy of their assets.
+
+    Copies the vendored files (:data:`GX_ASSETS`) to ``<docs>/static/vendor/`` when the site's
+    copy is missing or differs, and in every page replaces each CDN URL by the relative path of
+    its copy (pages live at different depths), without the ``integrity``/``crossorigin``
+    attributes a local file cannot satisfy; GX's S3 logo becomes the site's own copy, and
+    links to the site's ``static/`` get the page's depth (GX's favicon link on validation
+    pages is a level short).
+
+    Idempotent and cheap: ``static/vendor/manifest.json``, written last, marks a completed
+    pass; after it only pages written since (by GX) are read, and only pages that still hold
+    a CDN URL are rewritten (atomically). Returns the number of pages rewritten.
+    """
+    manifest_text = (GX_ASSETS / "manifest.json").read_text(encoding="utf-8")
+    manifest = json.loads(manifest_text)
+    vendor = docs / DOCS_VENDOR
+    stamp = vendor / "manifest.json"
+    since = None
+    if (
+        stamp.is_file()
+        and stamp.read_text(encoding="utf-8") == manifest_text
+        and all((vendor / entry["path"]).is_file() for entry in manifest["files"])
+    ):
+        since = stamp.stat().st_mtime - MTIME_SLACK
+    else:
+        for entry in manifest["files"]:
+            _replace(vendor / entry["path"], (GX_ASSETS / entry["path"]).read_bytes())
+    urls: dict[str, str] = manifest["urls"]
+    markers = [*(f"//{host}/" for host in manifest["cdn_hosts"]), GX_LOGO_URL]
+    rewritten = 0
+    for page in docs.rglob("*.html"):
+        if since is not None and page.stat().st_mtime < since:
+            continue
+        html = page.read_text(encoding="utf-8")
+        if not any(marker in html for marker in markers):
+            continue
+        up = "../" * (len(page.relative_to(docs).parts) - 1)
+        local = _localise_page(html, up, urls)
+        if local != html:
+            _replace(page, local.encode("utf-8"))
+            rewritten += 1
+    if since is None:
+        _replace(stamp, manifest_text.encode("utf-8"))
+    else:
+        stamp.touch()
+    if rewritten:
+        log.info("pointed %d Data Docs pages in %s at their local assets", rewritten, docs)
+    return rewritten
+
+
+_ASSET_TAG = re.compile(r"<(?:script|link|img)\b[^>]*>", re.IGNORECASE)
+_URL_ATTR = re.compile(r"(\s(?:src|href)=\")([^\"]*)(\")")
+_STATIC_URL = re.compile(r"(?:\./|(?:\.\./)+)?static/(.+)")
+_SRI_ATTR = re.compile(r"\s(?:integrity|crossorigin)=\"[^\"]*\"")
+
+
+def _localise_page(html: str, up: str, urls: Mapping[str, str]) -> str:
+    """``html`` with the CDN URLs of its script, link and img tags replaced (``up``: the
+    relative path from the page to the site's root, ``../`` per level)."""
+
+    def attribute(match: re.Match[str]) -> str:
+        url = match.group(2)
+        if url in urls:
+            local = f"{up}{DOCS_VENDOR}/{urls[url]}"
+        elif url.split("?")[0] == GX_LOGO_URL:
+            local = f"{up}static/images/logo-long.png"
+        elif static := _STATIC_URL.fullmatch(url):  # GX's favicon link is a level short
+            local = f"{up}static/{static.group(1)}"
+        else:
+            return match.group(0)
+        return match.group(1) + local + match.group(3)
+
+    def tag(match: re.Match[str]) -> str:
+        old = match.group(0)
+        new = _URL_ATTR.sub(attribute, old)
+        return old if new == old else _SRI_ATTR.sub("", new)
+
+    return _ASSET_TAG.sub(tag, html)
+
+
+def _replace(path: Path, data: bytes) -> None:
+    """Write ``path`` whole or not at all: the plugin may be serving it right now."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
 
 
 def prune_results(results: Path, docs: Path, keep_days: int, now: dt.datetime | None = None) -> int:

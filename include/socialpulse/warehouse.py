@@ -1,7 +1,7 @@
 """The DuckDB warehouse: connection, raw DDL from the record schemas, idempotent loads.
 
 Layout: ``raw`` (loaded batches), ``ref`` (the registry), ``staging`` / ``intermediate`` /
-``marts`` (the SQL models in ``include/sql``), ``ops`` (load audit).
+``marts`` (the SQL models in ``include/sql``), ``ops`` (load audit, fetch errors, alerts sent).
 
 Idempotence: a batch is loaded in one transaction as delete-then-insert on the table's
 natural key, after de-duplicating the batch itself (the last row of a repeated key wins).
@@ -73,6 +73,8 @@ def create_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
     for table, cols in REF_TABLES.items():
         body = ", ".join(f"{n} {t}" for n, t in cols.items())
         con.execute(f"create table if not exists ref.{table} ({body})")
+        for n, t in cols.items():  # warehouses created before a column existed
+            con.execute(f"alter table ref.{table} add column if not exists {n} {t}")
     con.execute(
         """
         create table if not exists ops.load_log (
@@ -96,6 +98,21 @@ def create_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
           severity varchar not null default 'error',
           error varchar not null,
           recorded_at timestamp not null default (now()::timestamp)
+        )
+        """
+    )
+    # the liveliness alerts (marts.alerts) already notified, per channel: never sent twice
+    con.execute(
+        """
+        create table if not exists ops.alerts_sent (
+          company_id varchar not null,
+          period_type varchar not null,
+          period_start date not null,
+          alert varchar not null,
+          channel varchar not null,
+          run_id varchar,
+          sent_at timestamp not null default (now()::timestamp),
+          primary key (company_id, period_type, period_start, alert, channel)
         )
         """
     )
@@ -245,9 +262,12 @@ def _replace_keys(
     con.execute(f"insert into {schema.qualified} ({cols}) select {cols} from _incoming")
     n = con.execute("select count(*) from _incoming").fetchone()[0]
     con.execute("drop table _incoming")
+    # loaded_at is set on every load: `insert or replace` keeps a column it is not given, and
+    # a rerun of the batch must show when it was loaded again
     con.execute(
-        "insert or replace into ops.load_log (batch_id, table_name, rows_in_batch, rows_replaced) "
-        "values (?, ?, ?, ?)",
+        "insert or replace into ops.load_log "
+        "(batch_id, table_name, rows_in_batch, rows_replaced, loaded_at) "
+        "values (?, ?, ?, ?, now()::timestamp)",
         [batch_id, schema.table, n, replaced],
     )
     return n
@@ -264,7 +284,7 @@ def replace_reference_tables(
                 raise ValueError(f"unknown reference table {table!r}")
             con.register("_ref_incoming", data)
             con.execute(f"delete from ref.{table}")
-            con.execute(f"insert into ref.{table} select * from _ref_incoming")
+            con.execute(f"insert into ref.{table} by name select * from _ref_incoming")
             con.unregister("_ref_incoming")
         con.execute("commit")
     except BaseException:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import subprocess
@@ -21,6 +22,12 @@ HEAVY = (
     "pyarrow",
     "requests",
     "feedparser",
+    # the alert channels' notifiers (Airflow itself reads only the providers' info)
+    "airflow.providers.smtp.notifications",
+    "airflow.providers.smtp.hooks",
+    "airflow.providers.slack.notifications",
+    "airflow.providers.slack.hooks",
+    "slack_sdk",
 )
 
 
@@ -46,6 +53,30 @@ def test_dag_is_tagged_documented_owned_and_retries(dagbag, dag_id):
         assert task.owner == "socialpulse", task.task_id
         assert task.retries >= 2, task.task_id
         assert task.retry_exponential_backoff
+
+
+@pytest.mark.parametrize("dag_id", sorted(EXPECTED))
+def test_every_task_sends_a_failure_alert(dagbag, dag_id):
+    from socialpulse.notify import task_failed
+
+    for task in dagbag.dags[dag_id].tasks:
+        assert task.on_failure_callback in (task_failed, [task_failed]), task.task_id
+
+
+def test_the_ingest_dag_has_a_deadline_alert(dagbag, monkeypatch):
+    from airflow.sdk import DeadlineReference, SyncCallback
+
+    from socialpulse.notify import ingest_deadline
+
+    [alert] = dagbag.dags["socialpulse_ingest"].deadline
+    assert alert.reference == DeadlineReference.DAGRUN_QUEUED_AT
+    assert alert.interval == dt.timedelta(hours=6)  # SOCIALPULSE_INGEST_DEADLINE_HOURS default
+    assert isinstance(alert.callback, SyncCallback)
+    assert alert.callback.path == "socialpulse.notify.ingest_deadline_missed"
+    assert alert.callback.kwargs == {"hours": 6.0}
+    monkeypatch.setenv("SOCIALPULSE_INGEST_DEADLINE_HOURS", "1.5")
+    assert ingest_deadline().interval == dt.timedelta(minutes=90)
+    assert not dagbag.dags["socialpulse_models"].deadline
 
 
 def test_duckdb_writers_share_the_one_slot_pool(dagbag):
@@ -99,11 +130,17 @@ def test_models_dag_has_one_task_per_sql_model_wired_from_the_sql(dagbag):
     # the staging layer is one task (one transaction: the run's snapshot of the sources);
     # every intermediate and mart model is a task of its own
     later = {m.qualified for m in models if m.layer != "staging"}
-    assert {t.task_id for t in dag.tasks} == later | {"staging.snapshot", publish, "build_report"}
+    assert {t.task_id for t in dag.tasks} == later | {
+        "staging.snapshot",
+        publish,
+        "build_report",
+        "send_alerts",
+    }
     assert dag.get_task("staging.snapshot").upstream_task_ids == set()
     marts = {m.qualified for m in models if m.layer == "marts"}
     assert dag.get_task(publish).upstream_task_ids == marts
     assert dag.get_task("build_report").upstream_task_ids == {publish}
+    assert dag.get_task("send_alerts").upstream_task_ids == {publish}
     for m in models:
         if m.layer == "staging":
             continue

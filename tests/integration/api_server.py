@@ -129,6 +129,16 @@ def _build_data(data: Path) -> dict[str, Any]:
             ).fetchall()
         )
         # threads read: the week's own originals that have at least one thread row
+        # liveliness dropped (marts.alerts), newest first as the page lists them: the sample
+        # companies' weeks give several, the latest complete week's among them
+        alerts = [
+            (name, ptype, start.isoformat(), live, service)
+            for name, ptype, start, live, service in con.execute(
+                "select company_name, period_type, period_start, is_liveliness_alert, "
+                "is_service_level_alert from marts.alerts "
+                "order by period_end desc, period_type, segment, company_name, company_id limit 20"
+            ).fetchall()
+        ]
         [threads_read] = con.execute(
             "select count(*) from (select distinct p.post_id from raw.post_observations as p "
             "semi join raw.thread_replies as t on t.root_post_id = p.post_id "
@@ -138,6 +148,7 @@ def _build_data(data: Path) -> dict[str, Any]:
     # SAMPLE_END is Monday 2026-06-01 00:00, the last snapshot: the week from 05-25 is the
     # latest complete one
     assert latest == dt.date(2026, 5, 25) and medians
+    assert ("week", "2026-05-25") in {(a[1], a[2]) for a in alerts}
 
     batch = data / "quarantine" / "bad-batch"
     batch.mkdir(parents=True)
@@ -145,15 +156,16 @@ def _build_data(data: Path) -> dict[str, Any]:
         json.dumps({"batch_id": "bad-batch", "rows": 3, "failures": ["likes must be >= 0"]})
     )
     report = build_report(
-        data / "analytics.duckdb", data / "reports", "week", latest, data / "quarantine"
+        data / "analytics.duckdb", data / "reports" / "sample", "week", latest, data / "quarantine"
     )
     (data / "secret.txt").write_text("not for the web")
     _build_data_docs(data)
     return {
         "latest": latest,
         "medians": medians,
-        "report": report.html.parent.name,
+        "report": f"sample/{report.html.parent.name}",
         "threads_read": threads_read,
+        "alerts": alerts,
     }
 
 

@@ -37,9 +37,12 @@ def airflow_db():
 def dags(airflow_db):
     from airflow.dag_processing.dagbag import DagBag
 
+    from socialpulse.notify import without_deadline
+
     bag = DagBag(dag_folder=airflow_db["AIRFLOW__CORE__DAGS_FOLDER"])
     assert bag.import_errors == {}
-    return bag.dags
+    # dag.test() of Airflow 3.3.2 cannot run a DAG with a DeadlineAlert (apache/airflow#73428)
+    return {dag_id: without_deadline(dag) for dag_id, dag in bag.dags.items()}
 
 
 @pytest.fixture(scope="session")

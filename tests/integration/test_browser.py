@@ -228,6 +228,28 @@ def _check_report(page: Page, server: Server) -> None:
         box = charts.nth(i).bounding_box()
         assert box is not None and box["width"] > 100 and box["height"] > 50
     assert page.get_by_text("bad-batch").first.is_visible()
+    _check_labels_are_not_clipped(page)
+
+
+def _check_labels_are_not_clipped(page: Page) -> None:
+    """Every chart label fits: the dimension names end before their bars begin (the longest,
+    "Relationships", used to run under its bar), and the trend chart's week labels stay
+    inside the chart (the last one used to be cut at the right edge)."""
+    overlaps = page.evaluate(
+        """() => [...document.querySelectorAll('svg.dimension-chart g.dim')].map(g => {
+            const label = g.querySelector('text').getBBox();
+            const bar = g.querySelector('rect').getBBox();
+            return [g.dataset.dimension, label.x + label.width - bar.x];
+        }).filter(([, over]) => over > 0)"""
+    )
+    assert overlaps == []
+    cut = page.evaluate(
+        """() => [...document.querySelectorAll('svg.trend-chart text')].map(t => {
+            const box = t.getBBox(), width = t.ownerSVGElement.viewBox.baseVal.width;
+            return [t.textContent, box.x + box.width - width, -box.x];
+        }).filter(([, right, left]) => right > 0 || left > 0)"""
+    )
+    assert cut == []
 
 
 def test_report_file_opens_offline(browser: Browser, api_server: Server) -> None:
@@ -240,6 +262,72 @@ def test_report_file_opens_offline(browser: Browser, api_server: Server) -> None
         assert response is not None and response.ok
         _check_report(visit.page, api_server)
         visit.screenshot("report-offline.png")
+        assert visit.external == [] and visit.console_errors == []
+    finally:
+        context.close()
+
+
+def _check_data_docs_index(page: Page) -> None:
+    """The GX Data Docs index as GX means it: the validation list (drawn by bootstrap-table,
+    on jQuery), Bootstrap's stylesheet and Font Awesome's icon font, all from the site itself."""
+    page.wait_for_load_state()  # bootstrap-table draws the list while the page loads
+    rows = page.locator("table.ge-index-page-validation-results-table tbody tr[data-index]")
+    assert rows.count() >= 1, "the list of validations is empty"
+    assert "docs-fixture" in rows.first.inner_text()
+    _check_bootstrap(page)
+
+
+def _check_bootstrap(page: Page) -> None:
+    looks = page.evaluate(
+        """async () => {
+            let icons;
+            try {
+                icons = (await document.fonts.load('900 16px "Font Awesome 6 Free"'))
+                    .map(face => face.status);
+            } catch (error) {
+                icons = [String(error)];
+            }
+            return {
+                font: getComputedStyle(document.body).fontFamily,
+                navbar: getComputedStyle(document.querySelector('nav.navbar')).position,
+                icons: icons,
+            };
+        }"""
+    )
+    assert looks["font"].startswith("-apple-system")  # Bootstrap's reboot: its font stack
+    assert looks["navbar"] == "sticky"  # Bootstrap's .sticky-top
+    assert looks["icons"] == ["loaded"]
+
+
+def test_data_docs_are_styled_without_the_internet(visit: Visit, api_server: Server) -> None:
+    """Served by the plugin, every request off this machine refused: the Data Docs index lists
+    the validation and is styled, and so is the validation page it links to."""
+    visit.sign_in("/socialpulse/data-docs/index.html")
+    visit.page.wait_for_url(f"{api_server.base}/socialpulse/data-docs/index.html")
+    _check_data_docs_index(visit.page)
+    visit.page.wait_for_load_state("networkidle")
+    visit.screenshot("data-docs-served.png")
+
+    visit.page.locator(
+        "table.ge-index-page-validation-results-table tbody tr[data-index]"
+    ).first.click()
+    visit.page.wait_for_url("**/validations/raw/manual_metrics/docs-fixture/**")
+    visit.page.get_by_text("raw.manual_metrics").first.wait_for()
+    _check_bootstrap(visit.page)
+    visit.screenshot("data-docs-validation-served.png")
+    assert visit.external == [] and visit.console_errors == []
+
+
+def test_data_docs_files_open_offline(browser: Browser, api_server: Server) -> None:
+    """The Data Docs on disk, network switched off: the same list, the same styles."""
+    index = api_server.data / "gx_docs" / "index.html"
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, offline=True)
+    try:
+        visit = Visit(context, base="file://")
+        response = visit.page.goto(index.as_uri())
+        assert response is not None and response.ok
+        _check_data_docs_index(visit.page)
+        visit.screenshot("data-docs-offline.png")
         assert visit.external == [] and visit.console_errors == []
     finally:
         context.close()

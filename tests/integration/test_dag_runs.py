@@ -77,7 +77,8 @@ def test_ingest_then_models_fill_the_marts_and_reruns_are_idempotent(
     # the models run published the analytics copy and the report of the latest complete
     # ISO week: the last observation is 2026-02-01 00:00, before the end of the week from
     # 2026-01-26 (2026-02-02), so that week is still running and 2026-01-19 is the latest
-    week = tmp_path / "data" / "reports" / "week-2026-01-19"
+    # kept per registry (small.yaml -> "small"): another registry's run never overwrites it
+    week = tmp_path / "data" / "reports" / "small" / "week-2026-01-19"
     assert (tmp_path / "data" / "analytics.duckdb").exists()
     assert (week / "report.html").exists() and (week / "csv" / "success_index.csv").exists()
 

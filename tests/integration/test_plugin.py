@@ -7,6 +7,8 @@ headless Chromium against the same server.
 
 from __future__ import annotations
 
+import html
+import re
 from typing import TYPE_CHECKING
 
 import pytest
@@ -30,7 +32,7 @@ def server(api_server: Server) -> Server:
     [
         "/socialpulse/",
         "/socialpulse/api/status",
-        "/socialpulse/reports/x/report.html",
+        "/socialpulse/reports/x/y/report.html",
         "/socialpulse/data-docs/index.html",
     ],
 )
@@ -80,6 +82,18 @@ def test_status_json_holds_the_segment_medians(server: Server) -> None:
         "replies_read": 58,
         "replies_counted": 62,
     }
+    # liveliness dropped (marts.alerts): the latest alerts, newest first
+    assert [
+        (
+            a["company_name"],
+            a["period_type"],
+            a["period_start"],
+            a["is_liveliness_alert"],
+            a["is_service_level_alert"],
+        )
+        for a in status["alerts"]
+    ] == server.expected["alerts"]
+    assert status["alerts"][0]["period_end"] == "2026-06-01"
     assert [q["batch_id"] for q in status["quarantine"]] == ["bad-batch"]
     assert status["quarantine"][0]["failures"] == ["likes must be >= 0"]
     assert {load["batch_id"] for load in status["loads"]} == {"fixture-1"}
@@ -103,6 +117,19 @@ def test_html_page_with_bearer_token_and_with_the_ui_cookie(server: Server) -> N
         assert "<td class='num warning'>1</td><td class='num'>58 / 62</td>" in page
         assert "http://" not in page and "https://" not in page  # no external URL
         assert "href='/socialpulse/data-docs/index.html'>Great Expectations Data Docs" in page
+        assert "<h2>Alerts: liveliness dropped</h2>" in page
+        alerts = page.split("<table class='alerts'>", 1)[1].split("</table>", 1)[0]
+        rows = alerts.split("<tr>")[2:]  # after the header row
+        assert len(rows) == len(server.expected["alerts"])
+        for row, (name, ptype, start, live, service) in zip(
+            rows, server.expected["alerts"], strict=True
+        ):
+            cells = row.split("<td")[1:]
+            assert cells[0] == f">{html.escape(name)}</td>"
+            assert cells[2] == f">{ptype} {start}</td>"
+            # the value that dropped by more than its threshold is marked
+            assert cells[3].startswith(" class='num error'>") == live
+            assert cells[4].startswith(" class='num error'>") == service
 
 
 def test_report_is_served(server: Server) -> None:
@@ -113,8 +140,14 @@ def test_report_is_served(server: Server) -> None:
     assert f'data-period-type="week" data-period-start="{latest}"' in resp.text
     assert "bad-batch" in resp.text  # the report's data-quality notes list the quarantine
     assert resp.headers["content-type"].startswith("text/html")
-    missing = server.get("/socialpulse/reports/week-1999-01-04/report.html", token=server.token)
+    missing = server.get(
+        "/socialpulse/reports/sample/week-1999-01-04/report.html", token=server.token
+    )
     assert missing.status_code == 404
+    # reports are kept per registry: another registry's week does not replace this one
+    other = server.get("/socialpulse/reports/other/" + server.expected["report"].split("/")[1]
+                       + "/report.html", token=server.token)  # fmt: skip
+    assert other.status_code == 404
 
 
 def test_data_docs_are_served(server: Server) -> None:
@@ -138,6 +171,52 @@ def test_data_docs_are_served(server: Server) -> None:
     assert main.headers["content-security-policy"].startswith("default-src 'none'; style-src")
 
 
+#: what the data-docs pages load from the site, by suffix
+ASSET_TYPES = {
+    ".css": "text/css",
+    ".js": "text/javascript",
+    ".png": "image/png",
+    ".ico": "image/x-icon",
+    ".woff2": "font/woff2",
+}
+
+
+def test_data_docs_load_their_assets_from_the_site(server: Server) -> None:
+    """No CDN: the policy of the data-docs route names no host, the pages load Bootstrap,
+    jQuery, Font Awesome and Vega from the site, and the browser gets them without the login
+    cookie (which the sandboxed pages' opaque origin does not send), fonts with CORS."""
+    resp = server.get("/socialpulse/data-docs/index.html", token=server.token)
+    assert resp.status_code == 200, resp.text
+    csp = resp.headers["content-security-policy"]
+    assert "http" not in csp and "sandbox allow-scripts allow-popups" in csp
+    policy = dict(d.strip().split(" ", 1) for d in csp.split(";"))
+    for directive in ("script-src", "style-src", "font-src", "img-src"):
+        assert "'self'" in policy[directive].split(), directive
+    assets = re.findall(r'<(?:script|link|img)\b[^>]*\s(?:src|href)="(static/[^"]+)"', resp.text)
+    assert len([a for a in assets if a.startswith("static/vendor/")]) == 15
+    fonts = [
+        f"static/vendor/fontawesome-free-6.6.0/webfonts/fa-{name}.woff2"
+        for name in ("solid-900", "regular-400", "brands-400")
+    ]
+    for path in [*assets, *fonts]:
+        asset = server.get(f"/socialpulse/data-docs/{path}")  # anonymous, as the pages ask
+        assert asset.status_code == 200, path
+        suffix = path[path.rindex(".") :]
+        assert asset.headers["content-type"].startswith(ASSET_TYPES[suffix]), path
+        assert asset.headers["access-control-allow-origin"] == "*"
+        assert asset.headers["x-content-type-options"] == "nosniff"
+    # without the login: static assets only, no page, no JSON, nothing outside static/
+    for path in (
+        "index.html",
+        "static/vendor/manifest.json",
+        "static/..%2Findex.html",
+        "static/vendor/..%2F..%2F..%2Fsecret.txt",
+    ):
+        refused = server.get(f"/socialpulse/data-docs/{path}")
+        assert refused.status_code in (401, 403, 404), path
+        assert "docs-fixture" not in refused.text and "not for the web" not in refused.text
+
+
 @pytest.mark.parametrize(
     "path",
     [
@@ -152,6 +231,8 @@ def test_data_docs_are_served(server: Server) -> None:
         "/socialpulse/reports/../secret.txt",
         "/socialpulse/reports/..%2F..%2Fsecret.txt/report.html",
         "/socialpulse/reports/%2e%2e/report.html",
+        "/socialpulse/reports/sample/%2e%2e/report.html",
+        "/socialpulse/reports/%2e%2e/week-2026-05-25/report.html",
         "/socialpulse/reports/week-2024-01-01%2F..%2F..%2Fsecret.txt/report.html",
     ],
 )

@@ -100,6 +100,9 @@ TARGETS = [
 #: L of METRICS.md rule 8 (ref.settings): a snapshot at t observes the periods that end after
 #: t - 35 days and start at or before t
 LOOKBACK_DAYS = 35
+#: the alert thresholds of marts.alerts (ref.settings; the documented defaults)
+ALERT_LIVELINESS_DROP = 20.0
+ALERT_SERVICE_LEVEL_DROP = 0.2
 
 # --- raw facts --------------------------------------------------------------------------
 
@@ -358,7 +361,13 @@ def ref_tables() -> dict[str, Any]:
         "company_targets": [
             dict(zip(REF_TABLES["company_targets"], t, strict=True)) for t in TARGETS
         ],
-        "settings": [{"lookback_days": LOOKBACK_DAYS}],
+        "settings": [
+            {
+                "lookback_days": LOOKBACK_DAYS,
+                "alert_liveliness_drop": ALERT_LIVELINESS_DROP,
+                "alert_service_level_drop": ALERT_SERVICE_LEVEL_DROP,
+            }
+        ],
     }
     types = {
         "VARCHAR": pa.string(),

@@ -44,7 +44,13 @@ from socialpulse import models
 from socialpulse.records import RAW_SCHEMAS, to_arrow
 from socialpulse.registry import DIMENSIONS, REF_TABLES
 from socialpulse.warehouse import connect, dict_rows, load_batch, replace_reference_tables
-from tests.sql.conftest import post_row, reply_row, snapshot_row
+from tests.sql.conftest import (
+    ALERT_LIVELINESS_DROP,
+    ALERT_SERVICE_LEVEL_DROP,
+    post_row,
+    reply_row,
+    snapshot_row,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -177,7 +183,13 @@ def _ref_tables() -> dict[str, Any]:
             for d, w in weights.items()
         ],
         "company_targets": [],
-        "settings": [{"lookback_days": LOOKBACK_DAYS}],
+        "settings": [
+            {
+                "lookback_days": LOOKBACK_DAYS,
+                "alert_liveliness_drop": ALERT_LIVELINESS_DROP,
+                "alert_service_level_drop": ALERT_SERVICE_LEVEL_DROP,
+            }
+        ],
     }
     return {
         table: pa.Table.from_pylist(

@@ -78,3 +78,120 @@ def test_summary_reads_the_analytics_copy_while_a_writer_holds_the_warehouse(tmp
     assert rows["craft"] == ["craft", "3", "3", "50.0", "Gamma", "90.0"]
     assert rows["corporation"] == ["corporation", "1", "0", "-", "-", "-"]
     assert f"(from the analytics copy {data / 'analytics.duckdb'})" in proc.stdout
+
+
+def test_waiting_for_a_retry_is_said_once_a_minute_not_every_second():
+    import logging
+
+    from socialpulse.cli import QuietWaits
+
+    now = [0.0]
+    quiet = QuietWaits(clock=lambda: now[0])
+    logger = logging.getLogger("airflow.sdk.definitions.dag")
+    shown: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            shown.append(record.getMessage())
+
+    keep = Keep()
+    logger.addHandler(keep)
+    logger.addFilter(quiet)
+    try:
+        unrunnable = {
+            f"<TaskInstance: socialpulse_ingest.task{i} [up_for_retry]>" for i in range(80)
+        }
+        for second in range(120):  # two minutes of waiting, a line a second
+            now[0] = float(second)
+            logger.warning("No tasks to run. unrunnable tasks: %s", unrunnable)
+        logger.warning("something else")
+    finally:
+        logger.removeFilter(quiet)
+        logger.removeHandler(keep)
+    waits = [m for m in shown if m.startswith("No tasks to run")]
+    assert len(waits) == 2  # at 0 s and at 60 s
+    assert all(len(m) < 100 for m in waits)
+    assert shown[-1] == "something else"
+
+
+def test_make_run_refuses_while_make_airflow_holds_the_data_folder(tmp_path):
+    """make airflow holds the data folder (a lock file); make run says so and exits 3
+    instead of waiting on DuckDB's lock or replacing the other's registry."""
+    data = tmp_path / "data"
+    env = {**os.environ, "SOCIALPULSE_DATA_DIR": str(data), "AIRFLOW_HOME": str(tmp_path / "af")}
+    env.pop("SOCIALPULSE_WAREHOUSE", None)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import time\n"
+            "from socialpulse.cli import data_folder_lock\n"
+            "with data_folder_lock('make airflow') as refused:\n"
+            "    assert refused is None\n"
+            "    print('held', flush=True)\n"
+            "    time.sleep(120)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        proc = subprocess.run(
+            [sys.executable, "-m", "socialpulse.cli", "run"],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=PROJECT_ROOT,
+            timeout=120,
+        )
+    finally:
+        holder.kill()
+        holder.wait()
+    assert proc.returncode == 3, proc.stderr
+    assert f"make airflow (pid {holder.pid}, since" in proc.stderr
+    assert str(data) in proc.stderr and "SOCIALPULSE_DATA_DIR" in proc.stderr
+    assert not (data / "warehouse.duckdb").exists()  # nothing was started
+    # the holder gone (killed, even), the folder is free again
+    again = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from socialpulse.cli import data_folder_lock\n"
+            "with data_folder_lock('make run') as refused:\n"
+            "    print(refused)\n",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert again.stdout.strip() == "None", again.stderr
+
+
+def test_the_query_shell_lists_every_layer(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    con = duckdb.connect(str(data / "analytics.duckdb"))
+    for schema, table in [
+        ("raw", "post_observations"),
+        ("staging", "stg_posts"),
+        ("intermediate", "int_posts_measured"),
+        ("marts", "success_index"),
+    ]:
+        con.execute(f"create schema if not exists {schema}")
+        con.execute(f"create table {schema}.{table} (x integer)")
+    con.close()
+    env = {**os.environ, "SOCIALPULSE_DATA_DIR": str(data)}
+    env.pop("SOCIALPULSE_ANALYTICS", None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "socialpulse.cli", "query"],
+        input=".tables\n.quit\n",
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=PROJECT_ROOT,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    for name in ("stg_posts", "int_posts_measured", "success_index", "post_observations"):
+        assert name in proc.stdout, name

@@ -63,3 +63,14 @@ def test_env_example_names_only_settings_the_code_reads():
     assert names
     for name in names:
         assert f'"{name}"' in config, name
+
+
+def test_env_example_and_readme_list_every_setting_the_code_reads():
+    config = (PROJECT_ROOT / "include" / "socialpulse" / "config.py").read_text()
+    read = set(re.findall(r'"(SOCIALPULSE_\w+)"', config))
+    listed = set(
+        re.findall(r"^# (SOCIALPULSE_\w+)=", (PROJECT_ROOT / ".env.example").read_text(), re.M)
+    )
+    assert read - listed == set()
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    assert {n for n in read if f"| `{n}` |" not in readme} == set()

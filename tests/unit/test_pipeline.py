@@ -276,3 +276,35 @@ def test_warnings_are_counted_but_do_not_fail_the_run():
     error = {**warning, "severity": "error"}
     with pytest.raises(pipeline.FetchFailed, match="0 of 1 batch.*, 1 account error"):
         pipeline.check_run({**summary, "batches": [{**batch, "errors": [error]}]})
+
+
+def test_a_run_without_a_logical_date_fetches_up_to_its_run_after_time():
+    after = dt.datetime(2026, 2, 1, 14, 30, tzinfo=dt.UTC)
+    w = pipeline.run_window(None, None, after, backfill_days=0)
+    assert (w.start, w.end) == (dt.datetime(2026, 1, 31, 14, 30, tzinfo=dt.UTC), after)
+    w = pipeline.run_window(None, None, after, backfill_days=5)
+    assert w.start == dt.datetime(2026, 1, 27, 14, 30, tzinfo=dt.UTC)
+    # a scheduled run keeps its data interval
+    w = pipeline.run_window(END - dt.timedelta(days=1), END, after)
+    assert (w.start, w.end) == (END - dt.timedelta(days=1), END)
+
+
+def test_the_registry_is_parsed_once_per_run_and_xcom_carries_references(data_dir, tmp_path):
+    """plan_run reads the registry; sync_registry and the registry's own batch read the
+    run's plan. A registry file changed (or broken) after planning changes nothing of the
+    run, and the batches passed between tasks name a plan file, not the accounts."""
+    import json
+
+    registry = tmp_path / "small.yaml"
+    registry.write_text(SMALL.read_text())
+    for csv in ("small_probes.csv", "small_manual.csv"):
+        (tmp_path / csv).write_text((FIXTURES / "registry" / csv).read_text())
+    plan = pipeline.plan_run("run-once", str(registry))
+    registry.write_text("companies: [this is not a registry")  # parsed again: it would fail
+    [batch] = plan["sample"]
+    assert set(batch) == {"platform", "batch_no", "size", "plan"} and batch["size"] == 6
+    assert len(json.dumps(plan)) < 1000
+    assert pipeline.sync_registry(str(registry), run_id="run-once")["companies"] == 6
+    [own] = plan["registry"]
+    staged = pipeline.fetch_batch(own, window(1), "run-once", companies=str(registry))
+    assert staged["rows"] == {"probes": 2, "manual_metrics": 2}

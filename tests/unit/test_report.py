@@ -556,6 +556,9 @@ def test_empty_quarantine_dir_and_no_errors(warehouse: Path, tmp_path: Path) -> 
     )
     page = Page(paths.html.read_text(encoding="utf-8"))
     assert not page.find("quarantine-batch")
+    # no path of the pipeline's server in a report for people ("None in /srv/.../quarantine")
+    assert "None</span>: every batch passed validation." in page.source
+    assert str(tmp_path) not in page.source
     # both fetch problems were recorded before 2024-01-22
     assert page.by_id("fetch-error-count").text == "0"
     assert not page.find("fetch-error", tag="tr")

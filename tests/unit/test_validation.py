@@ -8,8 +8,15 @@ import re
 
 import pytest
 
-from socialpulse import records
-from socialpulse.validation import BatchRejected, expectations_for, prune_results, validate_batch
+from socialpulse import records, validation
+from socialpulse.validation import (
+    BatchRejected,
+    expectations_for,
+    localise_docs,
+    prune_results,
+    validate_batch,
+)
+from socialpulse.vendor_gx_assets import CDN_HOSTS, css_references, template_cdn_urls, verify
 
 NOW = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
 T0 = dt.datetime(2026, 2, 20, 8, 0, tzinfo=dt.UTC)
@@ -425,3 +432,92 @@ def test_prune_keeps_recent_results_and_files_it_does_not_know(tmp_path):
     assert not (results / "raw/probes/b1").exists()
     assert (results / "raw/probes").is_dir()
     assert prune_results(tmp_path / "missing", docs, keep_days=30, now=now) == 0
+
+
+#: a URL on one of the CDNs GX's page templates load their CSS, JS and fonts from
+CDN_URL = re.compile(r"(?:https?:)?//(?:" + "|".join(map(re.escape, CDN_HOSTS)) + r")\b")
+#: the files a page loads: src / href of its script, link and img tags
+ASSET_REF = re.compile(r"""<(?:script|link|img)\b[^>]*?\s(?:src|href)="([^"]+)\"""")
+
+
+def _check_offline_site(docs) -> None:
+    """No page of the site ``docs`` asks a CDN for anything, and every file a page or a
+    stylesheet of it loads is in the site."""
+    pages = sorted(docs.rglob("*.html"))
+    assert {p.relative_to(docs).parts[0] for p in pages} == {
+        "index.html",
+        "expectations",
+        "validations",
+    }
+    for page in pages:
+        html = page.read_text(encoding="utf-8")
+        assert CDN_URL.findall(html) == [], page
+        assert "integrity=" not in html and "crossorigin=" not in html, page
+        refs = [r for r in ASSET_REF.findall(html) if not r.startswith(("#", "https://"))]
+        assert len(refs) >= 17, (page, refs)  # 15 vendored files, the logo and the favicon
+        for ref in refs:
+            assert (page.parent / ref).resolve().is_file(), (page, ref)
+    for css in (docs / "static" / "vendor").rglob("*.css"):
+        for ref in css_references(css.read_text(encoding="utf-8")):
+            assert (css.parent / ref).resolve().is_file(), (css, ref)
+
+
+def test_data_docs_load_nothing_from_cdns(data_dir):
+    """Offline and behind a firewall the pages need their CSS, JS and fonts from the site."""
+    validate_batch("offline", batch(good_rows(), only="probes"), now=NOW)
+    docs = data_dir / "gx_docs"
+    _check_offline_site(docs)
+    # the relative paths hold at every depth of the site
+    [result] = _result_pages(docs, "offline")["probes"]
+    jquery = "static/vendor/jquery-3.7.1/dist/jquery.min.js"
+    for page, up in [
+        (docs / "index.html", ""),
+        (docs / "expectations" / "raw" / "probes.html", "../../"),
+        (result, "../../../../../"),
+    ]:
+        assert f'<script src="{up}{jquery}"></script>' in page.read_text(encoding="utf-8")
+    assert (docs / "static" / "vendor" / "manifest.json").is_file()
+
+
+def test_localising_upgrades_an_old_site_once_then_only_new_pages(data_dir, monkeypatch):
+    one = batch(good_rows(), only="probes")
+    docs = data_dir / "gx_docs"
+    # a site built before the pages were localised: every page asks the CDNs
+    with monkeypatch.context() as m:
+        m.setattr(validation, "localise_docs", lambda docs: 0)
+        validate_batch("old", one, now=NOW)
+    [old] = _result_pages(docs, "old")["probes"]
+    assert CDN_URL.search(old.read_text(encoding="utf-8"))
+    assert not (docs / "static" / "vendor").exists()
+
+    validate_batch("new", one, now=NOW)  # copies the assets, localises every page
+    _check_offline_site(docs)
+
+    def state() -> dict:
+        """path -> (mtime, content) of every file of the site but the mark of the last pass"""
+        stamp = docs / "static" / "vendor" / "manifest.json"
+        files = [p for p in docs.rglob("*") if p.is_file() and p != stamp]
+        return {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in files}
+
+    before = state()
+    assert localise_docs(docs) == 0  # idempotent: nothing left to do, nothing rewritten
+    assert state() == before
+    validate_batch("newer", one, now=NOW)
+    after = state()
+    # the pages of the earlier runs stay as they were; the new run's page is localised
+    for page in (old, *_result_pages(docs, "new")["probes"]):
+        assert after[page] == before[page]
+    _check_offline_site(docs)
+
+
+def test_vendored_assets_are_those_gx_loads_and_match_their_manifest():
+    """gx_assets/ holds what its manifest lists (sha256 as recorded), and the manifest maps
+    every CDN URL of the installed GX's templates (a GX upgrade that changes them fails here:
+    run ``python -m socialpulse.vendor_gx_assets``)."""
+    assert verify() == []
+    manifest = json.loads((validation.GX_ASSETS / "manifest.json").read_text(encoding="utf-8"))
+    assert set(manifest["urls"]) == template_cdn_urls()
+    assert manifest["cdn_hosts"] == list(CDN_HOSTS)
+    # each package with its licence file
+    paths = {f["path"] for f in manifest["files"]}
+    assert all(p["licence_file"] in paths for p in manifest["packages"])

@@ -189,3 +189,18 @@ def test_account_snapshots_of_an_older_warehouse_are_migrated_in_place(tmp_path)
         ("rss", None, D1.replace(tzinfo=None) - dt.timedelta(days=35)),
         ("sample", 5, None),
     ]
+
+
+def test_a_reload_updates_the_load_log(tmp_path):
+    batch = posts([post("p1", D1, 3), post("p2", D1, 4)])
+    with connect(tmp_path / "w.duckdb") as con:
+        load_batch(con, "b1", batch)
+        [(first, replaced)] = con.execute(
+            "select loaded_at, rows_replaced from ops.load_log where table_name = 'post_observations'"
+        ).fetchall()
+        load_batch(con, "b1", batch)  # a rerun of the same batch
+        [(second, replaced_again)] = con.execute(
+            "select loaded_at, rows_replaced from ops.load_log where table_name = 'post_observations'"
+        ).fetchall()
+    assert (replaced, replaced_again) == (0, 2)
+    assert second > first  # the plugin's "Latest loads" shows the rerun
