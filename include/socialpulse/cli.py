@@ -201,9 +201,9 @@ def _run(s: Any, logical: dt.datetime, history_days: int, started: float) -> int
     print(summary_text(s.analytics))
     print(f"\nwarehouse: {s.warehouse}")
     print(f"analytics copy (query it while the pipeline runs: make query): {s.analytics}")
-    quarantined = [p for p in s.quarantine_dir.glob("*") if p.is_dir()]
-    if quarantined:
-        print(f"quarantine: {len(quarantined)} batch(es) in {s.quarantine_dir}")
+    line = quarantine_line(s.quarantine_dir)
+    if line:
+        print(line)
     reports = sorted(s.registry_reports_dir.glob("*/report.html"), key=lambda p: p.stat().st_mtime)
     for report in reports[-2:]:
         print(f"report: {report}  (CSV and Parquet exports beside it)")
@@ -215,6 +215,13 @@ def _run(s: Any, logical: dt.datetime, history_days: int, started: float) -> int
         )
         return 1
     return 0
+
+
+def quarantine_line(folder: Path) -> str | None:
+    """``quarantine: n batch(es) in <folder>`` when it holds quarantined batches, else None
+    (no path is printed that does not exist or holds nothing)."""
+    batches = [p for p in folder.glob("*") if p.is_dir()] if folder.is_dir() else []
+    return f"quarantine: {len(batches)} batch(es) in {folder}" if batches else None
 
 
 SUMMARY_SQL = """

@@ -195,3 +195,14 @@ def test_the_query_shell_lists_every_layer(tmp_path):
     assert proc.returncode == 0, proc.stderr
     for name in ("stg_posts", "int_posts_measured", "success_index", "post_observations"):
         assert name in proc.stdout, name
+
+
+def test_make_run_names_the_quarantine_only_when_it_holds_something(tmp_path):
+    from socialpulse.cli import quarantine_line
+
+    folder = tmp_path / "quarantine"
+    assert quarantine_line(folder) is None  # does not exist: nothing printed
+    folder.mkdir()
+    assert quarantine_line(folder) is None  # empty
+    (folder / "sample-20260101T0000-20260102T0000-b000").mkdir()
+    assert quarantine_line(folder) == f"quarantine: 1 batch(es) in {folder}"
