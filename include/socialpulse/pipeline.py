@@ -419,7 +419,7 @@ def validate_staged(staged: dict[str, Any], now: dt.datetime | None = None) -> d
         _failed(staged, "quarantined", str(exc), tables, quarantine=exc.quarantine)
         raise
     write_status(
-        run_id_of(staged), label, batch_id=staged["batch_id"], stage="validated", errors=errors
+        staged["run_id"], label, batch_id=staged["batch_id"], stage="validated", errors=errors
     )
     log.info(
         "batch %s passed validation: %d expectations on %s",
@@ -439,7 +439,7 @@ def _failed(
 ) -> None:
     """Record that a staged batch stopped at ``stage``, with the accounts it costs."""
     write_status(
-        run_id_of(staged),
+        staged["run_id"],
         batch_label(staged["platform"], staged["batch_no"]),
         batch_id=staged["batch_id"],
         stage=stage,
@@ -448,10 +448,6 @@ def _failed(
         errors=staged["errors"],
         accounts=_accounts_of(tables),
     )
-
-
-def run_id_of(staged: dict[str, Any]) -> str:
-    return str(staged["run_id"])
 
 
 def _accounts_of(tables: Mapping[str, pa.Table]) -> list[dict[str, str]]:
@@ -474,9 +470,9 @@ def _quarantine_companies(
     bad: Mapping[str, pa.Table],
 ) -> list[dict[str, Any]]:
     """Quarantine the failing companies' rows; one fetch error per such account."""
-    from socialpulse.validation import quarantine
+    from socialpulse.validation import quarantine_batch
 
-    where = quarantine(report, bad)
+    where = quarantine_batch(report, bad)
     companies = {c for t in bad.values() for c in t["company_id"].to_pylist()}
     handles = {a["company_id"]: a["handle"] for a in _accounts_of(tables)}
     reasons: dict[str, list[str]] = {c: [] for c in companies}
@@ -523,7 +519,7 @@ def load_staged(staged: dict[str, Any], warehouse: str | None = None) -> dict[st
         _failed(staged, "load failed", f"{type(exc).__name__}: {exc}", tables)
         raise
     write_status(
-        run_id_of(staged),
+        staged["run_id"],
         label,
         batch_id=staged["batch_id"],
         stage="loaded",

@@ -267,7 +267,7 @@ def validate_batch(
             report.failures.append(_failure(schema, frame, r))
     report.docs_dir = _build_docs(ctx, docs, stored, results, config.gx_retention_days)
     if not report.success and quarantine:
-        where = _quarantine(report, tables, quarantine_dir)
+        where = quarantine_batch(report, tables, quarantine_dir)
         raise BatchRejected(batch_id, report.failures, where, report.docs_dir)
     return report
 
@@ -296,13 +296,6 @@ def split_by_company(
             bad[table] = data.filter(mask)
         good[table] = data.filter(pc.invert(mask))
     return bad, good
-
-
-def quarantine(
-    report: ValidationReport, tables: Mapping[str, pa.Table], root: Path | None = None
-) -> Path:
-    """Write ``tables`` and the report's GX result to ``<quarantine>/<batch_id>/``."""
-    return _quarantine(report, tables, root)
 
 
 def _result_keys(ctx: Any, suite_name: str, run_id: Any) -> list[Any]:
@@ -507,9 +500,10 @@ def _failure(schema: RecordSchema, frame: Any, r: Any) -> Failure:
     return Failure(schema.table, cfg.type, kwargs, count, rows, keys, indexes, companies)
 
 
-def _quarantine(
-    report: ValidationReport, tables: Mapping[str, pa.Table], root: Path | None
+def quarantine_batch(
+    report: ValidationReport, tables: Mapping[str, pa.Table], root: Path | None = None
 ) -> Path:
+    """Write ``tables`` and the report's GX result to ``<quarantine>/<batch_id>/``."""
     import pyarrow.parquet as pq
 
     where = (root or settings().quarantine_dir) / safe_name(report.batch_id)

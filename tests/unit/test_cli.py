@@ -21,6 +21,19 @@ ROWS = [
 ]
 
 
+def cli(*args: str, env: dict[str, str], stdin: str | None = None) -> subprocess.CompletedProcess:
+    """``python -m socialpulse.cli <args>`` in a process of its own, as ``make`` runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "socialpulse.cli", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=PROJECT_ROOT,
+        timeout=120,
+    )
+
+
 def test_summary_reads_the_analytics_copy_while_a_writer_holds_the_warehouse(tmp_path):
     data = tmp_path / "data"
     data.mkdir()
@@ -60,14 +73,7 @@ def test_summary_reads_the_analytics_copy_while_a_writer_holds_the_warehouse(tmp
         env = {**os.environ, "SOCIALPULSE_DATA_DIR": str(data)}
         env.pop("SOCIALPULSE_WAREHOUSE", None)
         env.pop("SOCIALPULSE_ANALYTICS", None)
-        proc = subprocess.run(
-            [sys.executable, "-m", "socialpulse.cli", "summary"],
-            capture_output=True,
-            text=True,
-            env=env,
-            cwd=PROJECT_ROOT,
-            timeout=120,
-        )
+        proc = cli("summary", env=env)
     finally:
         holder.kill()
         holder.wait()
@@ -137,14 +143,7 @@ def test_make_run_refuses_while_make_airflow_holds_the_data_folder(tmp_path):
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
-        proc = subprocess.run(
-            [sys.executable, "-m", "socialpulse.cli", "run"],
-            capture_output=True,
-            text=True,
-            env=env,
-            cwd=PROJECT_ROOT,
-            timeout=120,
-        )
+        proc = cli("run", env=env)
     finally:
         holder.kill()
         holder.wait()
@@ -183,15 +182,7 @@ def test_the_query_shell_lists_every_layer(tmp_path):
     con.close()
     env = {**os.environ, "SOCIALPULSE_DATA_DIR": str(data)}
     env.pop("SOCIALPULSE_ANALYTICS", None)
-    proc = subprocess.run(
-        [sys.executable, "-m", "socialpulse.cli", "query"],
-        input=".tables\n.quit\n",
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=PROJECT_ROOT,
-        timeout=60,
-    )
+    proc = cli("query", env=env, stdin=".tables\n.quit\n")
     assert proc.returncode == 0, proc.stderr
     for name in ("stg_posts", "int_posts_measured", "success_index", "post_observations"):
         assert name in proc.stdout, name

@@ -155,6 +155,22 @@ company_periods as (
     group by company_id, period_type, period_start
 ),
 
+growth_days as (
+    select
+        company_id,
+        period_type,
+        period_start,
+        followers_start,
+        followers_end,
+        growth_accounts,
+        growth_followers_start,
+        growth_followers_end,
+        start_observed_at,
+        end_observed_at,
+        (epoch(end_observed_at) - epoch(start_observed_at)) / 86400.0 as growth_days
+    from company_periods
+),
+
 measured as (
     select
         company_id,
@@ -167,20 +183,13 @@ measured as (
         growth_followers_end,
         start_observed_at,
         end_observed_at,
-        (epoch(end_observed_at) - epoch(start_observed_at)) / 86400.0 as growth_days,
+        growth_days,
         case
-            when
-                growth_accounts > 0
-                and end_observed_at > start_observed_at
-                and growth_followers_start > 0
-                then
-                    power(
-                        growth_followers_end / growth_followers_start,
-                        7.0 * 86400.0 / (epoch(end_observed_at) - epoch(start_observed_at))
-                    )
-                    - 1
+            -- growth_days > 0: accounts seen again (null without any)
+            when growth_days > 0 and growth_followers_start > 0
+                then power(growth_followers_end / growth_followers_start, 7.0 / growth_days) - 1
         end as follower_growth_weekly
-    from company_periods
+    from growth_days
 )
 
 select * from measured
