@@ -42,6 +42,7 @@ from socialpulse.orchestration import (
     DEFAULT_ARGS,
     RAW_ASSETS,
     START_DATE,
+    airflow_connection,
     fail_fast,
     platform_connection,
 )
@@ -95,7 +96,13 @@ def batches_of(source: str):
             with fail_fast():
                 offline = is_offline(batch["platform"])
                 connection = None if offline else platform_connection(batch["platform"])
-                return fetch_batch(batch, _window(), _run_id(), connection=connection)
+                return fetch_batch(
+                    batch,
+                    _window(),
+                    _run_id(),
+                    connection=connection,
+                    connections=None if offline else airflow_connection,
+                )
 
         @task(map_index_template=BATCH_LABEL)
         def validate(staged: dict) -> dict:

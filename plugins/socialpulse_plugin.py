@@ -156,18 +156,33 @@ def _fetch_errors(con: Any) -> dict[str, Any]:
     from socialpulse.warehouse import dict_rows, has_table
 
     if not has_table(con, "ops", "fetch_errors"):
-        return {"errors": 0, "warnings": 0, "latest": []}
+        return {"errors": 0, "warnings": 0, "latest": [], "configuration": []}
     errors, warnings = con.execute(
-        "select count(*) filter (where severity = 'error'), "
-        "count(*) filter (where severity <> 'error') from ops.fetch_errors"
+        "select count(*) filter (where severity <> 'warning'), "
+        "count(*) filter (where severity = 'warning') from ops.fetch_errors"
     ).fetchone()
+    # what a person has to fix (an expired token, a missing permission, a used-up quota):
+    # the configuration errors of the latest run that recorded any problem, one per account
+    configuration = dict_rows(
+        con,
+        "select recorded_at, platform, company_id, handle, error, run_id "
+        "from ops.fetch_errors where severity = 'configuration' and run_id = "
+        "(select run_id from ops.fetch_errors order by recorded_at desc limit 1) "
+        "qualify row_number() over (partition by platform, company_id, handle "
+        "order by recorded_at desc) = 1 order by platform, company_id, handle",
+    )
     latest = dict_rows(
         con,
         "select recorded_at, severity, platform, company_id, handle, error, batch_id "
         "from ops.fetch_errors order by recorded_at desc, severity, company_id, handle limit ?",
         [MAX_FETCH_ERRORS],
     )
-    return {"errors": errors, "warnings": warnings, "latest": latest}
+    return {
+        "errors": errors,
+        "warnings": warnings,
+        "latest": latest,
+        "configuration": configuration,
+    }
 
 
 def _loads(con: Any) -> list[dict[str, Any]]:
@@ -389,6 +404,28 @@ def _alerts_html(alerts: list[dict[str, Any]]) -> list[str]:
     return out
 
 
+def _configuration_html(configuration: list[dict[str, Any]]) -> list[str]:
+    """The configuration errors of the latest run with problems: what a person must fix."""
+    if not configuration:
+        return []
+    out = [
+        "<h3 class='error'>Configuration to fix</h3>"
+        f"<p>The latest run with problems (<code>{_e(configuration[0]['run_id'])}</code>) could "
+        "not read these accounts until a person acts: renew a token, grant a permission, "
+        "wait for or raise a quota. Credentials live in Airflow connections (Admin &gt; "
+        "Connections).</p><table class='configuration-errors'><tr><th>Recorded (UTC)</th>"
+        "<th>Platform</th><th>Company</th><th>Handle</th><th>What to do</th></tr>"
+    ]
+    for e in configuration:
+        out.append(
+            f"<tr><td>{_e(e['recorded_at'])}</td><td>{_e(e['platform'])}</td>"
+            f"<td>{_e(e['company_id'])}</td><td>{_e(e['handle'])}</td>"
+            f"<td>{_e(e['error'])}</td></tr>"
+        )
+    out.append("</table>")
+    return out
+
+
 def render_page(status: dict[str, Any], root_path: str = URL_PREFIX) -> str:
     """The status as one self-contained HTML page; every text from data is escaped."""
     import html
@@ -462,6 +499,7 @@ def render_page(status: dict[str, Any], root_path: str = URL_PREFIX) -> str:
         )
         + "</p>"
     )
+    out += _configuration_html(errors.get("configuration") or [])
     if errors["latest"]:
         out.append(
             f"<h3>Fetch errors and warnings (latest {MAX_FETCH_ERRORS})</h3>"
@@ -469,7 +507,7 @@ def render_page(status: dict[str, Any], root_path: str = URL_PREFIX) -> str:
             "<th>Platform</th><th>Company</th><th>Handle</th><th>Message</th><th>Batch</th></tr>"
         )
         for e in errors["latest"]:
-            severity = "error" if e["severity"] == "error" else "warning"
+            severity = "warning" if e["severity"] == "warning" else "error"
             out.append(
                 f"<tr><td>{_e(e['recorded_at'])}</td><td class='{severity}'>"
                 f"{_e(e['severity'])}</td><td>{_e(e['platform'])}</td>"

@@ -20,6 +20,9 @@ FETCH_POOLS = {
     "mastodon": "socialpulse_mastodon",
     "bluesky": "socialpulse_bluesky",
     "rss": "socialpulse_rss",
+    "facebook": "socialpulse_facebook",
+    "instagram": "socialpulse_instagram",
+    "youtube": "socialpulse_youtube",
 }
 #: every pool the DAGs use: name -> (slots, description); `make run` / `make airflow`
 #: (socialpulse.cli bootstrap) and docker compose's init create them
@@ -28,6 +31,12 @@ POOLS = {
     "socialpulse_mastodon": (1, "Mastodon fetches: rate limits count per client IP"),
     "socialpulse_bluesky": (1, "Bluesky fetches: rate limits count per client IP"),
     "socialpulse_rss": (4, "RSS/Atom fetches: one host per feed, a few at a time"),
+    "socialpulse_facebook": (
+        1,
+        "Facebook Pages fetches: Meta's rate limits count per app and page",
+    ),
+    "socialpulse_instagram": (1, "Instagram fetches: Meta's rate limits count per app and account"),
+    "socialpulse_youtube": (1, "YouTube fetches: one daily quota per API key"),
 }
 
 

@@ -318,6 +318,13 @@ class HttpClient:
         finally:
             self._local.budget = previous
 
+    def wait(self, seconds: float, url: str, why: str) -> None:
+        """Wait ``seconds`` (an API's own throttling hint) inside the account's time budget.
+
+        Raises :class:`BudgetExceeded` instead when the wait would end past the budget.
+        """
+        self._wait(seconds, url, why)
+
     def get(
         self,
         url: str,

@@ -144,11 +144,20 @@ def platform_connection(platform: str) -> dict[str, Any] | None:
     Connections come from the metadata DB, a secrets backend or ``AIRFLOW_CONN_<ID>``
     environment variables (JSON), never from the registry or git.
     """
+    return airflow_connection(f"{platform}_default")
+
+
+def airflow_connection(conn_id: str) -> dict[str, Any] | None:
+    """The Airflow connection ``conn_id`` as a plain dict, or None when undefined.
+
+    Looked up in the task (a connector asks for the connection an account's options name,
+    e.g. one Page token per company); Airflow masks its password in the task's logs.
+    """
     from airflow.sdk import BaseHook
     from airflow.sdk.exceptions import AirflowNotFoundException
 
     try:
-        conn = BaseHook.get_connection(f"{platform}_default")
+        conn = BaseHook.get_connection(conn_id)
     except AirflowNotFoundException:
         return None
     return {

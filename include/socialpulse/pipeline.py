@@ -28,11 +28,19 @@ from typing import TYPE_CHECKING, Any
 
 from socialpulse.config import safe_name, settings
 from socialpulse.platforms import RESOLVES_PROBES
-from socialpulse.platforms.base import AccountRef, FetchResult, FetchWindow, PlatformContext
+from socialpulse.platforms.base import (
+    CONFIGURATION,
+    ERROR,
+    WARNING,
+    AccountRef,
+    FetchResult,
+    FetchWindow,
+    PlatformContext,
+)
 from socialpulse.registry import Probe, Registry, load_registry
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Callable, Iterable, Mapping
 
     import pyarrow as pa
 
@@ -246,16 +254,18 @@ def fetch_batch(
     run_id: str,
     companies: str | None = None,
     connection: dict[str, Any] | None = None,
+    connections: Callable[[str], dict[str, Any] | None] | None = None,
 ) -> dict[str, Any]:
     """Fetch one batch and stage its rows as Parquet. Returns the staged batch's description.
 
-    ``connection``: the platform's Airflow connection (``<platform>_default``) as a dict.
+    ``connection``: the platform's Airflow connection (``<platform>_default``) as a dict;
+    ``connections``: looks up any other connection by id (one an account's options name).
     """
     bid = batch_id(batch, window)
     label = batch_label(batch["platform"], batch["batch_no"])
     started = time.monotonic()
     try:
-        tables, errors = _fetch(batch, window, run_id, companies, connection)
+        tables, errors = _fetch(batch, window, run_id, companies, connection, connections)
         folder = run_dir(run_id) / bid
         paths, rows = _stage(folder, tables)
     except Exception as exc:
@@ -280,7 +290,7 @@ def fetch_batch(
         )
     # recorded now: a batch that fails later (validation, load) still names its accounts
     write_status(run_id, label, batch_id=bid, stage="fetched", rows=rows, errors=errors)
-    n_err = sum(1 for e in errors if e["severity"] == "error")
+    n_err = sum(1 for e in errors if e["severity"] != WARNING)
     log.info(
         "batch %s: %s accounts of %s fetched (%d failed, %d warnings) for %s to %s in %.1f s; "
         "rows staged: %s",
@@ -313,6 +323,7 @@ def _fetch(
     run_id: str,
     companies: str | None,
     connection: dict[str, Any] | None,
+    connections: Callable[[str], dict[str, Any] | None] | None = None,
 ) -> tuple[dict[str, pa.Table], list[dict[str, Any]]]:
     """The batch's rows (Arrow tables per raw table) and its accounts' errors and warnings."""
     import pyarrow.parquet as pq
@@ -328,12 +339,14 @@ def _fetch(
         connection=connection,
         state_dir=settings().data_dir / "state" / batch["platform"],
         policy=http_policy(),
+        connections=connections,
     )
     context.state_dir.mkdir(parents=True, exist_ok=True)
     platform = get_platform(batch["platform"], context)
     result = platform.fetch(planned_accounts(batch), window)
-    errors = [{**e.__dict__, "severity": "error"} for e in result.errors]
-    errors += [{**e.__dict__, "severity": "warning"} for e in result.warnings]
+    # errors: "error" or "configuration" (a person has to act); warnings: "warning"
+    errors = [{**e.__dict__, "severity": e.severity or ERROR} for e in result.errors]
+    errors += [{**e.__dict__, "severity": WARNING} for e in result.warnings]
     return result.tables(), errors
 
 
@@ -623,8 +636,9 @@ def _batch_errors(label: str, status: dict[str, Any]) -> list[dict[str, Any]]:
 def check_run(summary: dict[str, Any]) -> dict[str, Any]:
     """Fail the run visibly, naming every failed account and batch (the rest is loaded)."""
     batches = summary["batches"]
-    errors = [e for b in batches for e in b["errors"] if e.get("severity", "error") == "error"]
-    warnings = [e for b in batches for e in b["errors"] if e.get("severity") == "warning"]
+    # an error or a configuration error (an expired token, a used-up quota) fails the run
+    errors = [e for b in batches for e in b["errors"] if e.get("severity", ERROR) != WARNING]
+    warnings = [e for b in batches for e in b["errors"] if e.get("severity") == WARNING]
     for w in warnings:
         log.warning("%s %s (%s): %s", w["platform"], w["handle"], w["company_id"], w["error"])
     failed = [b for b in batches if b["stage"] != LOADED]
@@ -646,7 +660,10 @@ def check_run(summary: dict[str, Any]) -> dict[str, Any]:
             for b in failed
         ]
         lines += [
-            f"  - {e['platform']} {e['handle']} ({e['company_id']}): {e['error']}" for e in errors
+            f"  - {e['platform']} {e['handle']} ({e['company_id']}): "
+            + ("configuration: " if e.get("severity") == CONFIGURATION else "")
+            + e["error"]
+            for e in errors
         ]
         raise FetchFailed("\n".join(lines))
     return result

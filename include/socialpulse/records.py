@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
     import pyarrow as pa
 
-PLATFORMS = ("sample", "mastodon", "bluesky", "rss", "youtube", "facebook")
+PLATFORMS = ("sample", "mastodon", "bluesky", "rss", "facebook", "instagram", "youtube")
 POST_KINDS = ("original", "reply", "repost")
 PROBE_CHANNELS = ("public_post", "direct_message", "email", "web_form", "phone")
 MANUAL_METRICS = ("findability", "image")
@@ -43,6 +43,9 @@ class Column:
     allowed: tuple[str, ...] | None = None
     min_value: float | None = None
     max_value: float | None = None
+    #: a connector may leave it out of its rows (null then): a column only some platforms
+    #: have, added after the others (every other column must be in every row)
+    optional: bool = False
 
     @property
     def is_timestamp(self) -> bool:
@@ -76,8 +79,8 @@ def _ts(name: str, description: str, nullable: bool = False) -> Column:
     return Column(name, "TIMESTAMP", description, nullable=nullable)
 
 
-def _count(name: str, description: str, nullable: bool = False) -> Column:
-    return Column(name, "BIGINT", description, nullable=nullable, min_value=0)
+def _count(name: str, description: str, nullable: bool = False, optional: bool = False) -> Column:
+    return Column(name, "BIGINT", description, nullable=nullable, min_value=0, optional=optional)
 
 
 _PLATFORM = Column("platform", "VARCHAR", "Platform the record comes from.", allowed=PLATFORMS)
@@ -114,6 +117,13 @@ ACCOUNT_SNAPSHOTS = RecordSchema(
             "it); null when unknown (then the configured lookback is assumed).",
             nullable=True,
         ),
+        _count(
+            "fans",
+            "Page likes (Facebook's fan_count) at observed_at where the platform still "
+            "reports them (classic Facebook Pages); null elsewhere.",
+            nullable=True,
+            optional=True,
+        ),
     ),
     key=("platform", "account_id", "observed_at"),
     not_after_observed=("posts_since",),
@@ -129,7 +139,12 @@ POST_OBSERVATIONS = RecordSchema(
         _COMPANY,
         _ts("created_at", "When the post was published (UTC)."),
         Column("kind", "VARCHAR", "original, reply or repost.", allowed=POST_KINDS),
-        _count("likes", "Likes / favourites at observed_at."),
+        _count(
+            "likes",
+            "Likes / favourites / reactions at observed_at; null where the platform hides "
+            "them (an Instagram peer's hidden like count, a YouTube video's hidden likes).",
+            nullable=True,
+        ),
         _count("replies", "Replies at observed_at."),
         _count("reposts", "Reposts / boosts / shares at observed_at."),
         _count("quotes", "Quotes at observed_at (0 where the platform has none)."),
@@ -263,6 +278,7 @@ def to_arrow(schema: RecordSchema, rows: Iterable[Mapping[str, Any]]) -> pa.Tabl
 
     names = schema.names
     known = set(names)
+    optional = {c.name for c in schema.columns if c.optional}
     stamps = {c.name for c in schema.columns if c.is_timestamp}
     columns: dict[str, list[Any]] = {n: [] for n in names}
     for i, row in enumerate(rows):
@@ -270,10 +286,11 @@ def to_arrow(schema: RecordSchema, rows: Iterable[Mapping[str, Any]]) -> pa.Tabl
             extra = sorted(set(row) - known)
             if extra:
                 raise ValueError(f"{schema.table} row {i}: unknown column(s) {extra}")
-            missing = [n for n in names if n not in row]
-            raise ValueError(f"{schema.table} row {i}: missing column {missing[0]!r}")
+            missing = [n for n in names if n not in row and n not in optional]
+            if missing:
+                raise ValueError(f"{schema.table} row {i}: missing column {missing[0]!r}")
         for n in names:
-            columns[n].append(row[n])
+            columns[n].append(row.get(n))
     for n in stamps:
         columns[n] = [utc_naive(v) for v in columns[n]]
     return pa.Table.from_pydict(columns, schema=_lenient(arrow_schema(schema)))

@@ -81,7 +81,7 @@ nav a{margin-right:1rem}
 .company-card .facts{font-weight:400;color:#4a5560;font-size:.85rem}
 .legend-swatch{display:inline-block;width:.8rem;height:.8rem;border-radius:2px;margin:0 .3rem 0 .8rem;
  vertical-align:middle}
-.severity-error{color:#b00020;font-weight:600}.severity-warning{color:#8a6d00;font-weight:600}
+.severity-error,.severity-configuration{color:#b00020;font-weight:600}.severity-warning{color:#8a6d00;font-weight:600}
 .ok{color:#2e7d32}.quarantine-batch{border-left:4px solid #b00020;padding:.25rem .75rem;margin:.5rem 0}
 svg text{font-family:inherit}svg.trend-chart{max-width:100%;height:auto}
 @media print{.company-card{break-inside:avoid}}
@@ -453,7 +453,7 @@ def _fetch_errors(con: duckdb.DuckDBPyConnection, period: Period) -> list[dict[s
         "select e.recorded_at, e.severity, e.platform, e.company_id, c.name as company_name, "
         "e.handle, e.error, e.batch_id from ops.fetch_errors as e "
         f"{names} where e.recorded_at >= ? "
-        "order by e.severity = 'error' desc, e.recorded_at desc, e.company_id",
+        "order by e.severity <> 'warning' desc, e.recorded_at desc, e.company_id",
         [dt.datetime.combine(period.start, dt.time())],
     )
 
@@ -1026,7 +1026,7 @@ def _quality_html(data: ReportData) -> str:
 
 def _fetch_errors_html(data: ReportData) -> str:
     errors = data.fetch_errors
-    n_err = sum(1 for e in errors if e["severity"] == "error")
+    n_err = sum(1 for e in errors if e["severity"] != "warning")  # configuration included
     n_warn = len(errors) - n_err
     out = [
         f"<h3>Fetch problems recorded since {data.period.start}</h3>"

@@ -83,7 +83,8 @@ def test_duckdb_writers_share_the_one_slot_pool(dagbag):
     from socialpulse.config import DUCKDB_POOL
 
     ingest = dagbag.dags["socialpulse_ingest"]
-    loads = {f"{source}.load" for source in ("sample", "mastodon", "bluesky", "rss", "registry")}
+    sources = ("sample", "mastodon", "bluesky", "rss", "facebook", "instagram", "youtube")
+    loads = {f"{source}.load" for source in (*sources, "registry")}
     writers = {"sync_registry", "record_run", "publish_raw", *loads}
     assert {t.task_id for t in ingest.tasks if t.pool == DUCKDB_POOL} == writers
     models = dagbag.dags["socialpulse_models"]
@@ -102,6 +103,9 @@ def test_fetches_of_rate_limited_platforms_run_in_a_pool_of_their_own(dagbag):
         "mastodon.fetch": "socialpulse_mastodon",
         "bluesky.fetch": "socialpulse_bluesky",
         "rss.fetch": "socialpulse_rss",
+        "facebook.fetch": "socialpulse_facebook",
+        "instagram.fetch": "socialpulse_instagram",
+        "youtube.fetch": "socialpulse_youtube",
     }
     # every pool a task uses is created by `make run` / `make airflow` and docker compose
     used = {t.pool for dag in dagbag.dags.values() for t in dag.tasks} - {"default_pool"}

@@ -49,6 +49,11 @@ if TYPE_CHECKING:
 PASSWORD = "socialpulse-test-password"
 STARTUP_TIMEOUT = 120
 XSS = "<script>alert(1)</script>"
+TOKEN_EXPIRED = (
+    "the access token in connection facebook_default is not valid (code 190/463: Error "
+    "validating access token: Session has expired): create a new long-lived token and put "
+    "it in the connection's password"
+)
 SAMPLE_END = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)  # a Monday: the last week is complete
 SAMPLE_DAYS = 22
 
@@ -109,6 +114,21 @@ def _build_data(data: Path) -> dict[str, Any]:
                     "handle": "baeckerei-schmidt",
                     "severity": "warning",
                     "error": f"thread of post {short}: read 58 of 62 direct replies (capped)",
+                }
+            ],
+        )
+        # the latest run: an expired token, a configuration error a person has to fix
+        record_fetch_errors(
+            con,
+            "fixture-facebook",
+            "manual__2",
+            [
+                {
+                    "platform": "facebook",
+                    "company_id": "baeckerei-schmidt",
+                    "handle": "baeckereischmidt",
+                    "severity": "configuration",
+                    "error": TOKEN_EXPIRED,
                 }
             ],
         )

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tests.conftest import PROJECT_ROOT
-from tests.integration.api_server import XSS, Server
+from tests.integration.api_server import TOKEN_EXPIRED, XSS, Server
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -69,10 +69,17 @@ def test_status_json_holds_the_segment_medians(server: Server) -> None:
     }
 
     errors = status["fetch_errors"]
-    assert (errors["errors"], errors["warnings"]) == (1, 2)
-    assert {e["error"] for e in errors["latest"]} - {XSS, "rate limited, retried"} == {
-        e["error"] for e in errors["latest"] if e["error"].startswith("thread of post ")
-    }
+    # an error and a configuration error; two warnings
+    assert (errors["errors"], errors["warnings"]) == (2, 2)
+    assert {e["error"] for e in errors["latest"]} - {
+        XSS,
+        "rate limited, retried",
+        TOKEN_EXPIRED,
+    } == {e["error"] for e in errors["latest"] if e["error"].startswith("thread of post ")}
+    # what a person has to fix: the latest run's configuration errors
+    assert [(e["platform"], e["handle"], e["error"]) for e in errors["configuration"]] == [
+        ("facebook", "baeckereischmidt", TOKEN_EXPIRED)
+    ]
     # thread coverage of the week: one thread cut short (58 of 62, the fixture's warning)
     [threads] = status["threads"]
     assert threads == {
@@ -113,6 +120,9 @@ def test_html_page_with_bearer_token_and_with_the_ui_cookie(server: Server) -> N
             assert f"<td class='segment'>{segment}</td>" in page
         assert f"href='/socialpulse/reports/{server.expected['report']}/report.html'" in page
         assert "bad-batch" in page and "likes must be &gt;= 0" in page
+        assert "<h3 class='error'>Configuration to fix</h3>" in page
+        fix = page.split("<table class='configuration-errors'>", 1)[1].split("</table>", 1)[0]
+        assert "<td>facebook</td>" in fix and html.escape(TOKEN_EXPIRED) in fix
         assert XSS not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
         assert "<td class='num warning'>1</td><td class='num'>58 / 62</td>" in page
         assert "http://" not in page and "https://" not in page  # no external URL

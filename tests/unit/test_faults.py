@@ -153,10 +153,10 @@ def test_a_platform_without_a_connector_fails_at_once():
     from socialpulse.platforms import get_platform
 
     with (
-        pytest.raises(AirflowFailException, match="no connector for platform 'youtube'"),
+        pytest.raises(AirflowFailException, match="no connector for platform 'tiktok'"),
         fail_fast(),
     ):
-        get_platform("youtube")
+        get_platform("tiktok")
 
 
 def test_a_read_only_data_folder_fails_the_plan_with_its_cause(tmp_path, monkeypatch):

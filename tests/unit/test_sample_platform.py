@@ -162,8 +162,9 @@ def test_every_table_converts_to_arrow_with_exactly_the_schema_columns() -> None
     for table, schema in RAW_SCHEMAS.items():
         rows = result.rows[table]
         assert rows or table == "manual_metrics", table
+        required = [c.name for c in schema.columns if not c.optional]
         for row in rows[:50]:
-            assert list(row) == schema.names, table
+            assert list(row) == required, table
         arrow = to_arrow(schema, rows)
         assert arrow.num_rows == len(rows)
         for column in schema.columns:

@@ -84,7 +84,7 @@ def test_a_failing_batch_rolls_back_every_table(tmp_path):
         ],
     )
     # a null in a not-null column slips past (no validation here): the insert must fail
-    bad = posts([post("p1", D1, 3), post("p2", D1, None)])
+    bad = posts([post("p1", D1, 3), post("p2", D1, 4, replies=None)])
     with connect(tmp_path / "w.duckdb") as con:
         load_batch(con, "ok", posts([post("p0", D1, 1)]))
         with pytest.raises(duckdb.ConstraintException):

@@ -16,10 +16,15 @@ IMPLEMENTATIONS = {
     "mastodon": "socialpulse.platforms.mastodon:MastodonPlatform",
     "bluesky": "socialpulse.platforms.bluesky:BlueskyPlatform",
     "rss": "socialpulse.platforms.rss:RssPlatform",
+    "facebook": "socialpulse.platforms.facebook:FacebookPlatform",
+    "instagram": "socialpulse.platforms.instagram:InstagramPlatform",
+    "youtube": "socialpulse.platforms.youtube:YoutubePlatform",
 }
 
-#: platforms that read public threads and so answer the field study's public-post probes
-RESOLVES_PROBES = frozenset({"mastodon", "bluesky"})
+#: platforms that read threads and so answer the field study's public-post probes
+#: (Facebook with a Page token of the company's page; otherwise the answer entered by hand
+#: in the registry is kept)
+RESOLVES_PROBES = frozenset({"mastodon", "bluesky", "facebook", "youtube"})
 
 
 class UnknownPlatform(ValueError):

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 from socialpulse.records import RAW_SCHEMAS, to_arrow
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Iterable, Mapping
     from pathlib import Path
 
     import pyarrow as pa
@@ -76,16 +76,46 @@ class PlatformContext:
     policy: HttpPolicy | None = None
     #: the observation clock (tests fix it); None: the real UTC time
     clock: Callable[[], dt.datetime] | None = None
+    #: looks up another Airflow connection by id (a per-account token named in the
+    #: account's options, e.g. ``{connection: facebook_baeckerei_nord}``); None: none known
+    connections: Callable[[str], dict[str, Any] | None] | None = None
 
     def client(self) -> HttpClient:
         from socialpulse.http import HttpClient
 
         return self.http or HttpClient(policy=self.policy)
 
+    def named_connection(self, conn_id: str) -> dict[str, Any]:
+        """The Airflow connection ``conn_id`` as a dict; :class:`ConnectionMissing` if undefined."""
+        found = self.connections(conn_id) if self.connections else None
+        if found is None:
+            raise ConnectionMissing(
+                f"Airflow connection {conn_id!r} (named in the account's options) is not "
+                "defined: add it in the Airflow UI (Admin > Connections), as "
+                f"AIRFLOW_CONN_{conn_id.upper()} or in the secrets backend"
+            )
+        return found
+
     def now(self) -> dt.datetime:
         """The observation time, timezone-aware (a naive test clock is taken as UTC)."""
         now = self.clock() if self.clock else dt.datetime.now(dt.UTC)
         return now if now.tzinfo else now.replace(tzinfo=dt.UTC)
+
+
+class ConnectionMissing(ValueError):
+    """An Airflow connection named by the registry is not defined (a configuration error)."""
+
+
+def redact(text: str, secrets: Iterable[str | None]) -> str:
+    """``text`` with every secret (token, API key) replaced by ``***``.
+
+    Connectors send credentials in headers, never in URLs, and strip them from the links
+    an API returns; this is the last guard for messages that quote a server's words.
+    Secrets shorter than 6 characters are left alone (they would mask ordinary words).
+    """
+    for secret in sorted({s for s in secrets if s and len(s) >= 6}, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
 
 
 @dataclass(frozen=True)
@@ -116,12 +146,22 @@ class FetchWindow:
             raise ValueError(f"fetch window end {self.end} is not after start {self.start}")
 
 
+#: the severities of a :class:`FetchError` (``ops.fetch_errors.severity``)
+ERROR, CONFIGURATION, WARNING = "error", "configuration", "warning"
+
+
 @dataclass(frozen=True)
 class FetchError:
+    """One account's problem. In ``FetchResult.errors`` the severity is ``error`` (the
+    account's data could not be read) or ``configuration`` (a person has to act: an expired
+    token, a missing permission, a used-up quota; the message names the connection and what
+    to do); in ``FetchResult.warnings`` it is ``warning``."""
+
     platform: str
     company_id: str
     handle: str
     error: str
+    severity: str = ERROR
 
 
 @dataclass

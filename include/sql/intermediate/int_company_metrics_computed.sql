@@ -31,7 +31,8 @@ columns:
     quotes at period end.
   engagement_rate: Mean over own original posts of interactions / followers of that account at post
     time; posts at 0 followers left out; null without posts.
-  likes_per_1k: Mean over the same posts of likes / followers at post time x 1000.
+  likes_per_1k: Mean over the same posts of likes / followers at post time x 1000; posts whose
+    likes are hidden (null) are left out of the mean.
   service_level: Share of third-party direct replies created in the period that got a reply from any
     of the company's accounts.
   response_hours_median: Median hours from a third-party reply under the company's posts created in

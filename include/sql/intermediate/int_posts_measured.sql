@@ -12,11 +12,11 @@ columns:
   created_at: When the post was published (UTC).
   period_type: week or month.
   period_start: First day of the period the post was created in.
-  likes: Likes at period end (state at period end, rule 1).
+  likes: Likes at period end (state at period end, rule 1); null where the platform hides them.
   replies: Replies at period end.
   reposts: Reposts at period end.
   quotes: Quotes at period end.
-  interactions: likes + replies + reposts + quotes at period end.
+  interactions: likes + replies + reposts + quotes at period end (hidden likes add 0, rule 4).
   counts_observed_at: The observation the counts come from.
   followers_at_post: The account's followers at created_at (latest snapshot at or before, else the
     earliest after; rule 4); null for a feed, which has no followers.
@@ -129,7 +129,12 @@ counts_at_end as (
         coalesce(
             counts_at_or_before_end.observed_at, observations.observed_at
         ) as counts_observed_at,
-        coalesce(counts_at_or_before_end.likes, observations.likes) as likes,
+        -- likes may be null (hidden): take them from the observation the counts come from
+        case
+            when counts_at_or_before_end.observed_at is not null
+                then counts_at_or_before_end.likes
+            else observations.likes
+        end as likes,
         coalesce(counts_at_or_before_end.replies, observations.replies) as replies,
         coalesce(counts_at_or_before_end.reposts, observations.reposts) as reposts,
         coalesce(counts_at_or_before_end.quotes, observations.quotes) as quotes
@@ -190,7 +195,8 @@ measured as (
         replies,
         reposts,
         quotes,
-        likes + replies + reposts + quotes as interactions,
+        -- a count the platform does not deliver (hidden likes) adds 0 (rule 4)
+        coalesce(likes, 0) + replies + reposts + quotes as interactions,
         counts_observed_at,
         followers_at_post
     from followers_at_post

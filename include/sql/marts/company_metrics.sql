@@ -29,7 +29,8 @@ columns:
     quotes, state at period end.
   engagement_rate: Mean over own original posts created in the period of interactions / followers of
     that account at post time; null without posts (Rival IQ engagement rate per post by follower).
-  likes_per_1k: Mean over the same posts of likes / followers at post time x 1000.
+  likes_per_1k: Mean over the same posts of likes / followers at post time x 1000; posts whose
+    likes are hidden (null) are left out of the mean.
   service_level: Share of third-party direct replies (to an original or reply of the company or to
     one of its answers, never to a repost), created in the period, that got a reply from any of the
     company's accounts; null without such replies.

@@ -10,7 +10,7 @@ columns:
   company_id: Registry id of the company the account belongs to.
   created_at: When the post was published (UTC).
   kind: original, reply or repost.
-  likes: Likes / favourites at observed_at.
+  likes: Likes / favourites / reactions at observed_at; null where the platform hides them.
   replies: Replies at observed_at.
   reposts: Reposts / boosts / shares at observed_at.
   quotes: Quotes at observed_at (0 where the platform has none).
