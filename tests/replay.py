@@ -29,6 +29,8 @@ class ReplayServer(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", port), _Handler)
         self.exchanges: list[dict[str, Any]] = list(exchanges or [])
         self.requests: list[str] = []
+        #: the headers of each request, in the order of ``requests``
+        self.headers: list[dict[str, str]] = []
         self.unmatched: list[str] = []
 
     @classmethod
@@ -75,6 +77,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
         parts = urlsplit(self.path)
         self.server.requests.append(self.path)
+        self.server.headers.append(dict(self.headers.items()))
         response = self.server.match(parts.path, parse_qs(parts.query))
         if response is None:
             self.server.unmatched.append(self.path)

@@ -61,6 +61,8 @@ log = logging.getLogger(__name__)
 USER_AGENT = "socialpulse/0.1 (+https://github.com/socialpulse/socialpulse)"
 #: bytes read per step of a streamed body
 _CHUNK = 64 * 1024
+#: query parameters that carry credentials: never shown in a message or log line
+SECRET_PARAMS = frozenset({"access_token", "appsecret_proof", "key", "api_key", "token"})
 #: what is kept of the body of an error response (4xx, 5xx, 429): enough for its message
 _ERROR_BODY = 64 * 1024
 
@@ -338,7 +340,9 @@ class HttpClient:
         """
         host = urlsplit(url).netloc
         query = {k: v for k, v in (params or {}).items() if v is not None}
-        shown = f"{url}?{urlencode(query, doseq=True)}" if query else url  # for messages
+        # for messages and logs: credentials a caller put in the query are masked
+        masked = {k: ("***" if k.lower() in SECRET_PARAMS else v) for k, v in query.items()}
+        shown = f"{url}?{urlencode(masked, doseq=True)}" if query else url
         attempt = 0
         throttled = 0
         while True:
