@@ -1,4 +1,5 @@
-"""One company on Mastodon, Bluesky and RSS, in each platform's wire format, for one ISO week.
+"""Companies on Mastodon, Bluesky, RSS, Facebook, Instagram and YouTube, in each platform's
+wire format, for one ISO week (Facebook, Instagram and YouTube: ``tests/e2e_meta.py``).
 
 Bäckerei Nord (craft, 2 effort hours a week) posts, is answered, answers and is probed in
 the week ``[W, W + 7 days)``; the recorded responses below are served by
@@ -336,7 +337,9 @@ def rss(w: dt.datetime) -> list[dict[str, Any]]:
 
 
 def exchanges(w: dt.datetime) -> list[dict[str, Any]]:
-    return mastodon(w) + bluesky(w) + rss(w)
+    from tests import e2e_meta
+
+    return mastodon(w) + bluesky(w) + rss(w) + e2e_meta.exchanges(w)
 
 
 # --- the registry --------------------------------------------------------------------------
@@ -383,7 +386,10 @@ SAMPLE_PEERS = """
 
 
 def write_registry(folder: Path, base: str, w: dt.datetime) -> Path:
-    """A registry mixing sample, Mastodon, Bluesky and RSS accounts, with its probes CSV."""
+    """A registry mixing sample, Mastodon, Bluesky, RSS, Facebook, Instagram and YouTube
+    accounts, with its probes CSV (the connections: :func:`tests.e2e_meta.connections`)."""
+    from tests import e2e_meta
+
     folder.mkdir(parents=True, exist_ok=True)
     day = dt.timedelta(days=1)
     probes = [
@@ -394,6 +400,7 @@ def write_registry(folder: Path, base: str, w: dt.datetime) -> Path:
         "at://did:plc:researcher/app.bsky.feed.post/q1,,,",
         f"nord-mail,baeckerei-nord,,email,{_iso(w + dt.timedelta(hours=8))},mail#1,"
         f"{_iso(w + dt.timedelta(hours=13))},mail#1-re,4",
+        *e2e_meta.probes(w),
     ]
     (folder / "probes.csv").write_text("\n".join(probes) + "\n", encoding="utf-8")
     registry = f"""# Sample peers and one company on Mastodon, Bluesky and RSS (served on {base}).
@@ -409,7 +416,7 @@ companies:
       - {{platform: mastodon, handle: "{base}/@baeckerei"}}
       - {{platform: bluesky, handle: {HANDLE}}}
       - {{platform: rss, handle: "{base}/blog/feed/"}}
-{SAMPLE_PEERS}"""
+{e2e_meta.REGISTRY}{SAMPLE_PEERS}"""
     path = folder / "companies.yaml"
     path.write_text(registry, encoding="utf-8")
     return path
@@ -431,16 +438,25 @@ def main() -> None:
     week = last_complete_week()
     server = ReplayServer(exchanges(week), args.port)
     path = write_registry(args.registry.parent, server.base, week)
-    connection = json.dumps({"conn_type": "http", "host": server.base})
+    from tests import e2e_meta
+
+    env = {
+        "AIRFLOW_CONN_BLUESKY_DEFAULT": json.dumps({"conn_type": "http", "host": server.base}),
+        **e2e_meta.connections(server.base),
+    }
     print(f"serving the scenario of the week from {week:%Y-%m-%d} on {server.base}", flush=True)
-    print(
-        f"\n  SOCIALPULSE_COMPANIES={path} AIRFLOW_CONN_BLUESKY_DEFAULT='{connection}' make run\n"
-    )
-    print(
-        f"expected for baeckerei-nord, ISO week {week:%G-W%V}:\n"
-        + "\n".join(f"  {k}: {v}" for k, v in EXPECTED.items()),
-        flush=True,
-    )
+    print("\n" + " \\\n".join(f"  {k}='{v}'" for k, v in env.items()))
+    print(f"  SOCIALPULSE_COMPANIES={path} make run\n")
+    for company, expected in (
+        ("baeckerei-nord", EXPECTED),
+        ("schreinerei-falk", e2e_meta.EXPECTED_FALK),
+        ("konditorei-sahne", e2e_meta.EXPECTED_SAHNE),
+    ):
+        print(
+            f"expected for {company}, ISO week {week:%G-W%V}:\n"
+            + "\n".join(f"  {k}: {v}" for k, v in expected.items()),
+            flush=True,
+        )
     with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
 

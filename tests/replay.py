@@ -60,13 +60,20 @@ class ReplayServer(ThreadingHTTPServer):
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def match(self, path: str, query: dict[str, list[str]]) -> dict[str, Any] | None:
+    def match(
+        self, path: str, query: dict[str, list[str]], headers: dict[str, str] | None = None
+    ) -> dict[str, Any] | None:
+        """The first exchange whose path matches and whose query items (and ``headers``,
+        e.g. the ``Authorization`` a token travels in) are all in the request."""
+        sent = {k.lower(): v for k, v in (headers or {}).items()}
         for exchange in self.exchanges:
             request = exchange["request"]
             if request.get("path") != path:
                 continue
             wanted = request.get("query") or {}
-            if all(str(v) in query.get(k, []) for k, v in wanted.items()):
+            if not all(str(v) in query.get(k, []) for k, v in wanted.items()):
+                continue
+            if all(sent.get(k.lower()) == v for k, v in (request.get("headers") or {}).items()):
                 return exchange["response"]
         return None
 
@@ -78,7 +85,7 @@ class _Handler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         self.server.requests.append(self.path)
         self.server.headers.append(dict(self.headers.items()))
-        response = self.server.match(parts.path, parse_qs(parts.query))
+        response = self.server.match(parts.path, parse_qs(parts.query), dict(self.headers.items()))
         if response is None:
             self.server.unmatched.append(self.path)
             self._send(404, {"Content-Type": "application/json"}, b'{"error": "Record not found"}')
