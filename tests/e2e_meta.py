@@ -121,10 +121,20 @@ def _usage(owner: str, kind: str, percent: int = 3) -> dict[str, str]:
     }
 
 
-def _graph(path: str, body: Any, owner: str, kind: str, query: dict | None = None) -> dict:
+def _graph(
+    path: str,
+    body: Any,
+    owner: str,
+    kind: str,
+    query: dict | None = None,
+    headers: dict | None = None,
+) -> dict:
+    """An exchange of the Graph API; ``headers``: the request must carry them (a token)."""
     request: dict[str, Any] = {"path": f"{GRAPH}/{path}"}
     if query:
         request["query"] = query
+    if headers:
+        request["headers"] = headers
     return {
         "request": request,
         "response": {"status": 200, "headers": _usage(owner, kind), "json": body},
@@ -472,14 +482,9 @@ def facebook(w: dt.datetime) -> list[dict[str, Any]]:
     own_token = {"Authorization": f"Bearer {SECRETS['facebook_falk']}"}
     peer_token = {"Authorization": f"Bearer {SECRETS['facebook_default']}"}
     return [
-        {
-            **_graph("me", {"id": FALK_PAGE, "name": "Schreinerei Falk"}, *falk),
-            "request": {"path": f"{GRAPH}/me", "headers": own_token},
-        },
-        {
-            **_graph("me", {"id": "100099", "name": "socialpulse"}, *sahne),
-            "request": {"path": f"{GRAPH}/me", "headers": peer_token},
-        },
+        # whose token: Falk's Page token is the page's own, the default token is not
+        _graph("me", {"id": FALK_PAGE, "name": "Schreinerei Falk"}, *falk, headers=own_token),
+        _graph("me", {"id": "100099", "name": "socialpulse"}, *sahne, headers=peer_token),
         _graph(
             "schreinereifalk",
             {

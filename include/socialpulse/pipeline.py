@@ -344,8 +344,8 @@ def _fetch(
     context.state_dir.mkdir(parents=True, exist_ok=True)
     platform = get_platform(batch["platform"], context)
     result = platform.fetch(planned_accounts(batch), window)
-    # errors: "error" or "configuration" (a person has to act); warnings: "warning"
-    errors = [{**e.__dict__, "severity": e.severity or ERROR} for e in result.errors]
+    # errors keep their severity ("error" or "configuration": a person has to act)
+    errors = [dict(e.__dict__) for e in result.errors]
     errors += [{**e.__dict__, "severity": WARNING} for e in result.warnings]
     return result.tables(), errors
 

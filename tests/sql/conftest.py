@@ -295,6 +295,40 @@ def reply_row(
     }
 
 
+def default_ref_tables(
+    companies: list[tuple], accounts: list[tuple], lookback_days: int
+) -> dict[str, Any]:
+    """Reference tables of companies without goals (the first seven dimensions weigh 1) and
+    without targets: ``companies`` and ``accounts`` as tuples in REF_TABLES' column order."""
+    import pyarrow as pa
+
+    from socialpulse.records import arrow_type
+
+    rows = {
+        "companies": [dict(zip(REF_TABLES["companies"], c, strict=True)) for c in companies],
+        "accounts": [dict(zip(REF_TABLES["accounts"], a, strict=True)) for a in accounts],
+        "company_weights": [
+            {"company_id": c[0], "dimension": d, "weight": 1.0 if i < 7 else 0.0}
+            for c in companies
+            for i, d in enumerate(DIMENSIONS)
+        ],
+        "company_targets": [],
+        "settings": [
+            {
+                "lookback_days": lookback_days,
+                "alert_liveliness_drop": ALERT_LIVELINESS_DROP,
+                "alert_service_level_drop": ALERT_SERVICE_LEVEL_DROP,
+            }
+        ],
+    }
+    return {
+        table: pa.Table.from_pylist(
+            rows[table], schema=pa.schema([(n, arrow_type(t)) for n, t in cols.items()])
+        )
+        for table, cols in REF_TABLES.items()
+    }
+
+
 def raw_tables() -> dict[str, Any]:
     snapshots = [
         snapshot_row(platform, company, account, observed, followers)

@@ -42,11 +42,9 @@ import pytest
 
 from socialpulse import models
 from socialpulse.records import RAW_SCHEMAS, to_arrow
-from socialpulse.registry import DIMENSIONS, REF_TABLES
 from socialpulse.warehouse import connect, dict_rows, load_batch, replace_reference_tables
 from tests.sql.conftest import (
-    ALERT_LIVELINESS_DROP,
-    ALERT_SERVICE_LEVEL_DROP,
+    default_ref_tables,
     post_row,
     reply_row,
     snapshot_row,
@@ -168,42 +166,11 @@ def _raw_tables() -> dict[str, Any]:
     return {table: to_arrow(RAW_SCHEMAS[table], r) for table, r in rows.items()}
 
 
-def _ref_tables() -> dict[str, Any]:
-    import pyarrow as pa
-
-    from socialpulse.records import arrow_type
-
-    weights = {d: (1.0 if i < 7 else 0.0) for i, d in enumerate(DIMENSIONS)}
-    rows = {
-        "companies": [dict(zip(REF_TABLES["companies"], c, strict=True)) for c in COMPANIES],
-        "accounts": [dict(zip(REF_TABLES["accounts"], a, strict=True)) for a in ACCOUNTS],
-        "company_weights": [
-            {"company_id": c[0], "dimension": d, "weight": w}
-            for c in COMPANIES
-            for d, w in weights.items()
-        ],
-        "company_targets": [],
-        "settings": [
-            {
-                "lookback_days": LOOKBACK_DAYS,
-                "alert_liveliness_drop": ALERT_LIVELINESS_DROP,
-                "alert_service_level_drop": ALERT_SERVICE_LEVEL_DROP,
-            }
-        ],
-    }
-    return {
-        table: pa.Table.from_pylist(
-            rows[table], schema=pa.schema([(n, arrow_type(t)) for n, t in cols.items()])
-        )
-        for table, cols in REF_TABLES.items()
-    }
-
-
 @pytest.fixture(scope="module")
 def warehouse(tmp_path_factory: pytest.TempPathFactory, all_models: list[models.Model]) -> Path:
     path = tmp_path_factory.mktemp("contract-v2") / "v2.duckdb"
     with connect(path) as con:
-        replace_reference_tables(con, _ref_tables())
+        replace_reference_tables(con, default_ref_tables(COMPANIES, ACCOUNTS, LOOKBACK_DAYS))
         load_batch(con, "v2-fixture", _raw_tables())
         models.build_all(con, all_models)
     return path

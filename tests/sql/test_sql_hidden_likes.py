@@ -16,17 +16,15 @@ the posts whose likes are known). A fixture of its own, one week W = [2024-03-04
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
 from socialpulse import models
 from socialpulse.records import RAW_SCHEMAS, to_arrow
-from socialpulse.registry import DIMENSIONS, REF_TABLES
 from socialpulse.warehouse import connect, dict_rows, load_batch, replace_reference_tables
 from tests.sql.conftest import (
-    ALERT_LIVELINESS_DROP,
-    ALERT_SERVICE_LEVEL_DROP,
+    default_ref_tables,
     post_row,
     snapshot_row,
 )
@@ -56,36 +54,6 @@ POSTS = [
 ]
 
 
-def _ref_tables() -> dict[str, Any]:
-    import pyarrow as pa
-
-    from socialpulse.records import arrow_type
-
-    rows = {
-        "companies": [dict(zip(REF_TABLES["companies"], c, strict=True)) for c in COMPANIES],
-        "accounts": [dict(zip(REF_TABLES["accounts"], a, strict=True)) for a in ACCOUNTS],
-        "company_weights": [
-            {"company_id": c[0], "dimension": d, "weight": 1.0 if i < 7 else 0.0}
-            for c in COMPANIES
-            for i, d in enumerate(DIMENSIONS)
-        ],
-        "company_targets": [],
-        "settings": [
-            {
-                "lookback_days": 7,
-                "alert_liveliness_drop": ALERT_LIVELINESS_DROP,
-                "alert_service_level_drop": ALERT_SERVICE_LEVEL_DROP,
-            }
-        ],
-    }
-    return {
-        table: pa.Table.from_pylist(
-            rows[table], schema=pa.schema([(n, arrow_type(t)) for n, t in cols.items()])
-        )
-        for table, cols in REF_TABLES.items()
-    }
-
-
 @pytest.fixture(scope="module")
 def week(tmp_path_factory: pytest.TempPathFactory, all_models: list[models.Model]):
     path: Path = tmp_path_factory.mktemp("hidden-likes") / "w.duckdb"
@@ -100,7 +68,7 @@ def week(tmp_path_factory: pytest.TempPathFactory, all_models: list[models.Model
         ],
     }
     with connect(path) as con:
-        replace_reference_tables(con, _ref_tables())
+        replace_reference_tables(con, default_ref_tables(COMPANIES, ACCOUNTS, 7))
         load_batch(con, "hidden", {t: to_arrow(RAW_SCHEMAS[t], r) for t, r in raw.items()})
         models.build_all(con, all_models)
         found = dict_rows(

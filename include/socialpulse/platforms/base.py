@@ -268,6 +268,90 @@ def thread_shortfall(message: str) -> tuple[str, int, int] | None:
     return (m["post_id"], int(m["read"]), int(m["counted"])) if m else None
 
 
+def page_limit_warning(
+    what: str, max_pages: int, since: dt.datetime, oldest: dt.datetime, items: str = "posts"
+) -> str:
+    """The warning of a fetch whose page limit stopped the paging before ``since``.
+
+    ``<what>: page limit reached (max_pages <n>) before <since>: <items> before <oldest> not
+    read; raise the account option max_pages`` (the rows read are kept; ``posts_since`` is
+    ``oldest``).
+    """
+    return (
+        f"{what}: page limit reached (max_pages {max_pages}) before {since:%Y-%m-%d %H:%M:%S} "
+        f"UTC: {items} before {oldest:%Y-%m-%d %H:%M:%S} UTC not read; raise the account "
+        "option max_pages"
+    )
+
+
+class Payload:
+    """Checks of an API's JSON that raise the connector's own error (``error(message)``), so
+    that a field missing or of the wrong type is the account's error, never a KeyError."""
+
+    def __init__(self, error: Callable[[str], Exception]) -> None:
+        self.error = error
+
+    def obj(self, value: Any, what: str) -> dict[str, Any]:
+        """``value`` as a JSON object."""
+        if not isinstance(value, dict):
+            raise self.error(f"{what} is not an object (got {type(value).__name__})")
+        return value
+
+    def ident(self, obj: dict[str, Any], key: str, what: str) -> str:
+        """A non-empty id (a string or an integer) as a string."""
+        value = obj.get(key)
+        if isinstance(value, bool) or not isinstance(value, str | int) or value == "":
+            raise self.error(f"{what} has no {key!r} (got {value!r})")
+        return str(value)
+
+    def time(self, obj: dict[str, Any], key: str, what: str) -> dt.datetime:
+        """A timestamp (:func:`parse_time`; ``2026-11-10T09:00:00+0000`` included)."""
+        try:
+            return parse_time(obj.get(key))
+        except (TypeError, ValueError) as exc:
+            raise self.error(f"{what} has no valid {key!r} ({exc})") from None
+
+    def count(self, obj: dict[str, Any], key: str, what: str, required: bool) -> int | None:
+        """A non-negative integer; a missing optional one is None."""
+        value = obj.get(key)
+        if value is None:
+            if required:
+                raise self.error(f"{what} has no {key!r}")
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise self.error(f"{what} has {key!r} = {value!r}, not a count")
+        return value
+
+
+def public_post_probes(
+    ref: AccountRef,
+    platform: str,
+    resolve: Callable[[dict[str, Any]], tuple[dict[str, Any] | None, str | None]],
+    problems: list[str],
+) -> list[dict[str, Any]]:
+    """The ``probes`` rows of the account's field-study questions posted publicly here.
+
+    ``resolve(probe)`` returns the probe's row (None: none this time, the last observation
+    stays) and a problem (or None). Each problem, and a malformed registry probe
+    (``KeyError``, ``TypeError``, ``ValueError``), is appended to ``problems`` as
+    ``probe <id>: ...`` (a warning: it costs the account nothing else). Probes on another
+    channel or platform are left to the registry's own batch.
+    """
+    rows: list[dict[str, Any]] = []
+    for probe in ref.probes:
+        if probe.get("channel") != "public_post" or probe.get("platform") not in (None, platform):
+            continue  # not a public post here: the registry's own batch carries it
+        try:
+            row, problem = resolve(probe)
+        except (KeyError, TypeError, ValueError) as exc:  # a malformed registry probe
+            row, problem = None, f"{type(exc).__name__}: {exc}"
+        if problem:
+            problems.append(f"probe {probe.get('probe_id')}: {problem}")
+        if row:
+            rows.append(row)
+    return rows
+
+
 def parse_time(value: Any) -> dt.datetime:
     """An API timestamp (ISO 8601, 'Z' or offset, or epoch seconds) as an aware UTC datetime."""
     if isinstance(value, dt.datetime):

@@ -134,12 +134,7 @@ class GraphSettings:
         ``password`` = the access token, extra ``api_version`` (default v26.0) and
         ``app_secret``."""
         conn = conn or {}
-        extra = conn.get("extra") or {}
-        if isinstance(extra, str):
-            try:
-                extra = json.loads(extra) if extra.strip() else {}
-            except ValueError:
-                raise ValueError(f"connection {conn_id}: extra is not valid JSON") from None
+        extra = connection_extra(conn, conn_id)
         version = str(extra.get("api_version") or DEFAULT_VERSION).strip()
         if not version.startswith("v"):
             version = f"v{version}"
@@ -156,6 +151,44 @@ class GraphSettings:
             conn_id=conn.get("conn_id") or conn_id,
             extra=dict(extra),
         )
+
+
+def connection_extra(conn: dict[str, Any], conn_id: str) -> dict[str, Any]:
+    """A connection's extra as a dict (Airflow hands it over as a dict or a JSON string);
+    ``ValueError`` names the connection when it is not JSON."""
+    extra = conn.get("extra") or {}
+    if isinstance(extra, str):
+        try:
+            extra = json.loads(extra) if extra.strip() else {}
+        except ValueError:
+            raise ValueError(f"connection {conn_id}: extra is not valid JSON") from None
+    return dict(extra) if isinstance(extra, dict) else {}
+
+
+def views_metrics(extra: dict[str, Any], conn_id: str, default: tuple[str, ...]) -> list[str]:
+    """The insights metrics for ``views``, in order of preference: the connection extra's
+    ``views_metrics`` (a list, a JSON list or a comma list), else ``default``.
+
+    ``ValueError`` names the connection when it is neither or names no metric.
+    """
+    value = extra.get("views_metrics")
+    if value is None:
+        return list(default)
+    metrics = value
+    if isinstance(value, str):
+        try:
+            metrics = json.loads(value) if value.strip().startswith("[") else value.split(",")
+        except ValueError:
+            metrics = None
+    if not isinstance(metrics, list) or not all(isinstance(m, str) for m in metrics):
+        raise ValueError(
+            f"connection {conn_id}: extra views_metrics must be a list of metric names "
+            f"(e.g. {json.dumps(list(default))}), got {value!r}"
+        )
+    cleaned = [m.strip() for m in metrics if m.strip()]
+    if not cleaned:
+        raise ValueError(f"connection {conn_id}: extra views_metrics is empty")
+    return cleaned
 
 
 def base_url(conn: dict[str, Any]) -> str:

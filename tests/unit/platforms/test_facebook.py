@@ -50,6 +50,7 @@ from socialpulse.platforms.facebook import (
 )
 from socialpulse.records import RAW_SCHEMAS, to_arrow
 from tests.unit.conftest import Sleeps, fast_client, limited_client
+from tests.unit.platforms.recorded import Recordings
 
 if TYPE_CHECKING:
     from pytest_httpserver import HTTPServer
@@ -104,35 +105,8 @@ PAGE_FIELDS = "id,name,username,link,followers_count,fan_count"
 # -- serving the recordings ------------------------------------------------------------------
 
 
-def load(name: str) -> dict[str, Any]:
-    return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
-
-
-def serve(
-    server: HTTPServer,
-    exchange: dict[str, Any],
-    *,
-    once: bool = False,
-    headers: dict[str, str] | None = None,
-) -> None:
-    """Answer the recorded request (exact query, its token) with the recorded response."""
-    req, resp = exchange["request"], exchange["response"]
-    body = resp["body"]
-    data = body if isinstance(body, str) else json.dumps(body, ensure_ascii=False)
-    hdrs = {**resp["headers"], **(headers or {})}
-    content_type = hdrs.pop("Content-Type", None)
-    expect = server.expect_oneshot_request if once else server.expect_request
-    expect(
-        req["path"], method=req["method"], query_string=req["query"], headers=req.get("headers")
-    ).respond_with_data(
-        data.encode("utf-8"), status=resp["status"], headers=hdrs, content_type=content_type
-    )
-
-
-def serve_folder(server: HTTPServer, folder: str, skip: frozenset[str] = frozenset()) -> None:
-    for path in sorted((FIXTURES / folder).glob("*.json")):
-        if path.stem not in skip:
-            serve(server, load(f"{folder}/{path.name}"))
+RECORDED = Recordings(FIXTURES)
+load, serve, serve_folder = RECORDED.load, RECORDED.serve, RECORDED.serve_folder
 
 
 def serve_scene(server: HTTPServer, skip: frozenset[str] = frozenset()) -> None:

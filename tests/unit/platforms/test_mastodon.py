@@ -51,6 +51,7 @@ from socialpulse.platforms.mastodon import (
 )
 from socialpulse.records import RAW_SCHEMAS, to_arrow
 from tests.unit.conftest import Sleeps, fast_client, http_head, http_json, limited_client, reset
+from tests.unit.platforms.recorded import Recordings
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "mastodon"
 UTC = dt.UTC
@@ -98,38 +99,8 @@ Q5 = "117642048307213835"  # other.example: answered from the bakery's own serve
 # -- serving the recordings ----------------------------------------------------------------
 
 
-def load(name: str) -> dict[str, Any]:
-    return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
-
-
-def serve(
-    server: HTTPServer,
-    exchange: dict[str, Any],
-    *,
-    once: bool = False,
-    headers: dict[str, str] | None = None,
-) -> None:
-    """Answer the recorded request with the recorded response (string bodies verbatim).
-
-    A recorded request with ``headers`` is answered only when the request has them.
-    """
-    req, resp = exchange["request"], exchange["response"]
-    body = resp["body"]
-    data = body if isinstance(body, str) else json.dumps(body, ensure_ascii=False)
-    hdrs = {**resp["headers"], **(headers or {})}
-    content_type = hdrs.pop("Content-Type", None)
-    expect = server.expect_oneshot_request if once else server.expect_request
-    expect(
-        req["path"], method=req["method"], query_string=req["query"], headers=req.get("headers")
-    ).respond_with_data(
-        data.encode("utf-8"), status=resp["status"], headers=hdrs, content_type=content_type
-    )
-
-
-def serve_folder(server: HTTPServer, folder: str, skip: set[str] = frozenset()) -> None:
-    for path in sorted((FIXTURES / folder).glob("*.json")):
-        if path.stem not in skip:
-            serve(server, load(f"{folder}/{path.name}"))
+RECORDED = Recordings(FIXTURES)
+load, serve, serve_folder = RECORDED.load, RECORDED.serve, RECORDED.serve_folder
 
 
 @pytest.fixture

@@ -42,6 +42,7 @@ from socialpulse.platforms.youtube import (
 )
 from socialpulse.records import RAW_SCHEMAS, to_arrow
 from tests.unit.conftest import Sleeps, fast_client
+from tests.unit.platforms.recorded import Recordings
 
 if TYPE_CHECKING:
     from pytest_httpserver import HTTPServer
@@ -109,36 +110,21 @@ KEY_HOWTO = (
 # -- serving the recordings ----------------------------------------------------------------
 
 
-def load(name: str) -> dict[str, Any]:
-    return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
+RECORDED = Recordings(FIXTURES)
+load = RECORDED.load
 
 
 def serve(
     server: HTTPServer, exchange: dict[str, Any], *, once: bool = False, key: str | None = None
 ) -> None:
     """Answer the recorded request with the recorded response (``key``: only when sent)."""
-    req, resp = exchange["request"], exchange["response"]
-    body = resp["body"]
-    data = body if isinstance(body, str) else json.dumps(body, ensure_ascii=False)
-    headers = dict(resp["headers"])
-    content_type = headers.pop("Content-Type", None)
-    expect = server.expect_oneshot_request if once else server.expect_request
-    expect(
-        req["path"],
-        method=req["method"],
-        query_string=req["query"],
-        headers={"X-Goog-Api-Key": key} if key else None,
-    ).respond_with_data(
-        data.encode("utf-8"), status=resp["status"], headers=headers, content_type=content_type
-    )
+    RECORDED.serve(server, exchange, once=once, match={"X-Goog-Api-Key": key} if key else {})
 
 
 def serve_folder(
     server: HTTPServer, folder: str, skip: frozenset[str] = frozenset(), key: str | None = None
 ) -> None:
-    for path in sorted((FIXTURES / folder).glob("*.json")):
-        if path.stem not in skip:
-            serve(server, load(f"{folder}/{path.name}"), key=key)
+    RECORDED.serve_folder(server, folder, skip, match={"X-Goog-Api-Key": key} if key else {})
 
 
 def error_exchange(name: str, request: dict[str, Any]) -> dict[str, Any]:

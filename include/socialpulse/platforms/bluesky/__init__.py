@@ -51,6 +51,7 @@ from socialpulse.platforms.base import (
     FetchResult,
     FetchWindow,
     PlatformContext,
+    page_limit_warning,
     parse_time,
     probe_row,
     thread_short_warning,
@@ -285,9 +286,7 @@ class _Account:
         # is complete, the older items not read
         self.posts_since = oldest
         self.warnings.append(
-            f"author feed of {self.did}: page limit reached (max_pages {self.max_pages}) "
-            f"before {_utc(self.since)}: posts before {_utc(oldest)} not read; "
-            "raise the account option max_pages"
+            page_limit_warning(f"author feed of {self.did}", self.max_pages, self.since, oldest)
         )
         return items
 
@@ -540,10 +539,6 @@ def _readable(node: dict[str, Any]) -> bool:
     if kind in (NOT_FOUND, BLOCKED) or node.get("notFound") or node.get("blocked"):
         return False
     return kind in (THREAD_VIEW, None) and isinstance(node.get("post"), dict)
-
-
-def _utc(when: dt.datetime) -> str:
-    return f"{when:%Y-%m-%d %H:%M:%S} UTC"
 
 
 def _message(exc: Exception) -> str:

@@ -42,7 +42,6 @@ logged.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from dataclasses import dataclass
@@ -59,9 +58,12 @@ from socialpulse.platforms.base import (
     FetchError,
     FetchResult,
     FetchWindow,
+    Payload,
     PlatformContext,
+    page_limit_warning,
     parse_time,
     probe_row,
+    public_post_probes,
     redact,
     thread_short_warning,
 )
@@ -72,6 +74,8 @@ from socialpulse.platforms.graph import (
     GraphSettings,
     NoAccess,
     TokenInvalid,
+    connection_extra,
+    views_metrics,
 )
 
 if TYPE_CHECKING:
@@ -206,24 +210,8 @@ def parse_question_ref(ref: str, page_id: str) -> str:
 # -- payload checks: a required field missing is the account's error, never a KeyError ----
 
 
-def _obj(value: Any, what: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise FacebookError(f"{what} is not an object (got {type(value).__name__})")
-    return value
-
-
-def _id(obj: dict[str, Any], key: str, what: str) -> str:
-    value = obj.get(key)
-    if isinstance(value, bool) or not isinstance(value, str | int) or value == "":
-        raise FacebookError(f"{what} has no {key!r} (got {value!r})")
-    return str(value)
-
-
-def _time(obj: dict[str, Any], key: str, what: str) -> dt.datetime:
-    try:
-        return parse_time(obj.get(key))  # "2026-11-10T09:00:00+0000" included
-    except (TypeError, ValueError) as exc:
-        raise FacebookError(f"{what} has no valid {key!r} ({exc})") from None
+_CHECK = Payload(FacebookError)
+_obj, _id, _time = _CHECK.obj, _CHECK.ident, _CHECK.time
 
 
 def _count(value: Any, what: str) -> int | None:
@@ -255,28 +243,6 @@ def _max_pages(value: Any) -> int:
     if pages < 1 or isinstance(value, bool | float):
         raise FacebookError(f"option max_pages must be a positive integer, got {value!r}")
     return pages
-
-
-def _views_metrics(extra: dict[str, Any], conn_id: str) -> list[str]:
-    """The connection extra's ``views_metrics``: a list, a JSON list or a comma list."""
-    value = extra.get("views_metrics")
-    if value is None:
-        return list(DEFAULT_VIEWS_METRICS)
-    metrics = value
-    if isinstance(value, str):
-        try:
-            metrics = json.loads(value) if value.strip().startswith("[") else value.split(",")
-        except ValueError:
-            metrics = None
-    if not isinstance(metrics, list) or not all(isinstance(m, str) for m in metrics):
-        raise FacebookError(
-            f"connection {conn_id}: extra views_metrics must be a list of metric names "
-            f'(e.g. ["post_media_view", "post_impressions"]), got {value!r}'
-        )
-    cleaned = [m.strip() for m in metrics if m.strip()]
-    if not cleaned:
-        raise FacebookError(f"connection {conn_id}: extra views_metrics is empty")
-    return cleaned
 
 
 @dataclass(frozen=True)
@@ -370,10 +336,6 @@ class _Token:
                 log.info("facebook: /me with connection %s: %s", self.conn_id, exc.detail)
                 self._me = None
         return self._me
-
-
-def _utc(when: dt.datetime) -> str:
-    return f"{when:%Y-%m-%d %H:%M:%S} UTC"
 
 
 def _what(exc: Exception) -> str:
@@ -490,9 +452,9 @@ class _Page:
             oldest = min((p.created_at for p in out), default=self.now)
             self.posts_since = min(oldest, self.now)
             self.warnings.append(
-                f"posts of page {page_id}: page limit reached (max_pages {self.max_pages}) "
-                f"before {_utc(self.since)}: posts before {_utc(self.posts_since)} not read; "
-                "raise the account option max_pages"
+                page_limit_warning(
+                    f"posts of page {page_id}", self.max_pages, self.since, self.posts_since
+                )
             )
         return out
 
@@ -626,24 +588,7 @@ class _Page:
 
     def probes(self) -> list[dict[str, Any]]:
         """A ``probes`` row per public-post probe of the account (see :meth:`_probe`)."""
-        rows: list[dict[str, Any]] = []
-        for probe in self.ref.probes:
-            if probe.get("channel") != "public_post" or probe.get("platform") not in (
-                None,
-                FacebookPlatform.name,
-            ):
-                continue  # not a public post here: the registry's own batch carries it
-            pid = probe.get("probe_id")
-            self.step = f"probe {pid}"
-            try:
-                row, problem = self._probe(probe)
-            except (KeyError, TypeError, ValueError) as exc:  # a malformed registry probe
-                row, problem = None, f"{type(exc).__name__}: {exc}"
-            if problem:
-                self.warnings.append(f"probe {pid}: {problem}")
-            if row:
-                rows.append(row)
-        return rows
+        return public_post_probes(self.ref, FacebookPlatform.name, self._probe, self.warnings)
 
     def _probe(self, probe: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
         """The page's earliest reply under the question (its answer), with the problem.
@@ -653,6 +598,7 @@ class _Page:
         whose reference is no comment or post, is recorded unanswered; one that could not
         be read for now yields no row, so that its last observation stays.
         """
+        self.step = f"probe {probe.get('probe_id')}"
         ref = probe.get("question_ref")
         if not self.own:
             return probe_row(probe, self.now), (
@@ -745,7 +691,13 @@ class FacebookPlatform:
         if not own.get("host"):
             for key in ("host", "schema", "port"):
                 own[key] = base.get(key)
-        own["extra"] = {**_extra(base), **_extra(own)}
+        try:
+            own["extra"] = {
+                **connection_extra(base, DEFAULT_CONNECTION),
+                **connection_extra(own, conn_id),
+            }
+        except ValueError as exc:
+            raise _Refused(str(exc)) from None
         own["conn_id"] = conn_id
         return own, conn_id
 
@@ -754,7 +706,7 @@ class FacebookPlatform:
         conn, conn_id = self._connection(ref)
         try:
             settings = GraphSettings.from_connection(conn, conn_id)
-            metrics = _views_metrics(settings.extra, conn_id)
+            metrics = views_metrics(settings.extra, conn_id, DEFAULT_VIEWS_METRICS)
         except ValueError as exc:
             raise _Refused(str(exc)) from None
         key = (settings.base_url, settings.version, settings.token, settings.app_secret)
@@ -877,14 +829,3 @@ class FacebookPlatform:
 
 class _Refused(Exception):
     """An account's connection cannot be used (a configuration error)."""
-
-
-def _extra(conn: dict[str, Any]) -> dict[str, Any]:
-    """A connection's extra as a dict (Airflow hands it over as a dict or a JSON string)."""
-    extra = conn.get("extra") or {}
-    if isinstance(extra, str):
-        try:
-            extra = json.loads(extra) if extra.strip() else {}
-        except ValueError:
-            raise _Refused(f"connection {conn.get('conn_id')}: extra is not valid JSON") from None
-    return dict(extra) if isinstance(extra, dict) else {}

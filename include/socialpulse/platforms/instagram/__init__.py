@@ -52,8 +52,9 @@ from socialpulse.platforms.base import (
     FetchError,
     FetchResult,
     FetchWindow,
+    Payload,
     PlatformContext,
-    parse_time,
+    page_limit_warning,
     redact,
     thread_short_warning,
 )
@@ -64,6 +65,7 @@ from socialpulse.platforms.graph import (
     GraphSettings,
     NoAccess,
     TokenInvalid,
+    views_metrics,
 )
 
 if TYPE_CHECKING:
@@ -141,10 +143,8 @@ def parse_handle(handle: str) -> str:
 # -- payload checks: a required field missing is the account's error, never a KeyError ----
 
 
-def _dict(value: Any, what: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise InstagramError(f"{what} is not an object (got {type(value).__name__})")
-    return value
+_CHECK = Payload(InstagramError)
+_dict, _id, _time = _CHECK.obj, _CHECK.ident, _CHECK.time
 
 
 def _list(value: Any, what: str) -> list[Any]:
@@ -153,38 +153,12 @@ def _list(value: Any, what: str) -> list[Any]:
     return value
 
 
-def _id(obj: dict[str, Any], key: str, what: str) -> str:
-    value = obj.get(key)
-    if isinstance(value, bool) or not isinstance(value, str | int) or value == "":
-        raise InstagramError(f"{what} has no {key!r} (got {value!r})")
-    return str(value)
-
-
-def _time(obj: dict[str, Any], key: str, what: str) -> dt.datetime:
-    try:  # "2026-11-10T09:00:00+0000": fromisoformat reads +0000 since Python 3.11
-        return parse_time(obj.get(key))
-    except (TypeError, ValueError) as exc:
-        raise InstagramError(f"{what} has no valid {key!r} ({exc})") from None
-
-
 def _count(obj: dict[str, Any], key: str, what: str, required: bool = False) -> int | None:
-    """A non-negative integer; a missing optional one is None."""
-    value = obj.get(key)
-    if value is None:
-        if required:
-            raise InstagramError(f"{what} has no {key!r}")
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise InstagramError(f"{what} has {key!r} = {value!r}, not a count")
-    return value
+    return _CHECK.count(obj, key, what, required)
 
 
 def _n(count: int, one: str, many: str) -> str:
     return f"{count} {one if count == 1 else many}"
-
-
-def _utc(when: dt.datetime) -> str:
-    return f"{when:%Y-%m-%d %H:%M:%S} UTC"
 
 
 @dataclass(frozen=True)
@@ -439,9 +413,9 @@ class _Account:
         oldest = min((m.created_at for m in media), default=self.now)
         self.posts_since = min(oldest, self.now)
         self.warnings.append(
-            f"media of account {account_id}: page limit reached (max_pages {self.max_pages}) "
-            f"before {_utc(self.since)}: posts before {_utc(self.posts_since)} not read; "
-            "raise the account option max_pages"
+            page_limit_warning(
+                f"media of account {account_id}", self.max_pages, self.since, self.posts_since
+            )
         )
 
     # -- own account ---------------------------------------------------------------------
@@ -730,20 +704,6 @@ def own_profile(conn: _Connection) -> Profile:
     return conn.profile
 
 
-def _views_metrics(extra: dict[str, Any], conn_id: str) -> list[str]:
-    raw = extra.get("views_metrics")
-    if raw in (None, "", []):
-        return list(DEFAULT_VIEWS_METRICS)
-    items = raw.split(",") if isinstance(raw, str) else raw
-    if not isinstance(items, list) or not all(isinstance(m, str) and m.strip() for m in items):
-        raise InstagramError(
-            f"connection {conn_id}: views_metrics {raw!r} is not a list of insights metrics "
-            '(e.g. ["views", "impressions"])',
-            CONFIGURATION,
-        )
-    return [m.strip() for m in items]
-
-
 class InstagramPlatform:
     """Instagram API with Facebook Login connector (see the module docstring and README.md)."""
 
@@ -845,9 +805,12 @@ class InstagramPlatform:
                 f'add it to the extra: {{"ig_user_id": "1784..."}}',
                 CONFIGURATION,
             )
-        views_metrics = _views_metrics(settings.extra, conn_id)
+        try:
+            metrics = views_metrics(settings.extra, conn_id, DEFAULT_VIEWS_METRICS)
+        except ValueError as exc:
+            raise InstagramError(str(exc), CONFIGURATION) from None
         try:
             graph = Graph(client, settings)
         except TokenInvalid as exc:
             raise InstagramError(exc.detail, CONFIGURATION) from None
-        return _Connection(conn_id, graph, ig_user_id, views_metrics)
+        return _Connection(conn_id, graph, ig_user_id, metrics)

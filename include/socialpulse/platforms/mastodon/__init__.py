@@ -46,9 +46,11 @@ from socialpulse.platforms.base import (
     FetchError,
     FetchResult,
     FetchWindow,
+    Payload,
     PlatformContext,
-    parse_time,
+    page_limit_warning,
     probe_row,
+    public_post_probes,
     thread_short_warning,
 )
 
@@ -134,44 +136,20 @@ def parse_status_ref(ref: str) -> tuple[str, str]:
 # -- payload checks: a required field missing is the account's error, never a KeyError ----
 
 
-def _id(obj: dict[str, Any], key: str, what: str) -> str:
-    value = obj.get(key)
-    if isinstance(value, bool) or not isinstance(value, str | int) or value == "":
-        raise MastodonError(f"{what} has no {key!r} (got {value!r})")
-    return str(value)
+_CHECK = Payload(MastodonError)
+_dict, _id, _time = _CHECK.obj, _CHECK.ident, _CHECK.time
 
 
 def _opt_id(obj: dict[str, Any], key: str, what: str) -> str | None:
     return None if obj.get(key) is None else _id(obj, key, what)
 
 
-def _time(obj: dict[str, Any], key: str, what: str) -> dt.datetime:
-    try:
-        return parse_time(obj.get(key))
-    except (TypeError, ValueError) as exc:
-        raise MastodonError(f"{what} has no valid {key!r} ({exc})") from None
-
-
 def _count(obj: dict[str, Any], key: str, what: str, required: bool = True) -> int | None:
-    """A non-negative integer; a missing optional one is None."""
-    value = obj.get(key)
-    if value is None:
-        if required:
-            raise MastodonError(f"{what} has no {key!r}")
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise MastodonError(f"{what} has {key!r} = {value!r}, not a count")
-    return value
+    return _CHECK.count(obj, key, what, required)
 
 
 def _req_count(obj: dict[str, Any], key: str, what: str) -> int:
     return _count(obj, key, what) or 0  # required: _count raises when it is missing
-
-
-def _dict(value: Any, what: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise MastodonError(f"{what} is not an object (got {type(value).__name__})")
-    return value
 
 
 @dataclass(frozen=True)
@@ -248,10 +226,6 @@ def _same_page(url: str) -> str:
 
 def _norm_url(url: str | None) -> str | None:
     return url.strip().rstrip("/").lower() if url else None
-
-
-def _utc(when: dt.datetime) -> str:
-    return f"{when:%Y-%m-%d %H:%M:%S} UTC"
 
 
 class _Account:
@@ -350,9 +324,9 @@ class _Account:
         oldest = min((s.created_at for s in out if not s.pinned), default=self.now)
         self.posts_since = min(oldest, self.now)
         self.warnings.append(
-            f"statuses of account {own_id}: page limit reached (max_pages {self.max_pages}) "
-            f"before {_utc(self.since)}: posts before {_utc(self.posts_since)} not read; "
-            "raise the account option max_pages"
+            page_limit_warning(
+                f"statuses of account {own_id}", self.max_pages, self.since, self.posts_since
+            )
         )
         return out
 
@@ -491,24 +465,13 @@ class _Account:
         not be read for now (5xx, timeout, broken payload) yields no row, so the last
         observation stays. Each problem is reported, and costs the account nothing else.
         """
-        rows: list[dict[str, Any]] = []
         own_urls = {_norm_url(account.get("url")), _norm_url(account.get("uri"))} - {None}
-        for probe in self.ref.probes:
-            if probe.get("channel") != "public_post" or probe.get("platform") not in (
-                None,
-                MastodonPlatform.name,
-            ):
-                continue  # not a public post here: the registry's own batch carries it
-            pid = probe.get("probe_id")
-            try:
-                row, problem = self._probe(probe, own_id, own_urls)
-            except (KeyError, TypeError, ValueError) as exc:  # a malformed registry probe
-                row, problem = None, f"{type(exc).__name__}: {exc}"
-            if problem:
-                problems.append(f"probe {pid}: {problem}")
-            if row:
-                rows.append(row)
-        return rows
+        return public_post_probes(
+            self.ref,
+            MastodonPlatform.name,
+            lambda probe: self._probe(probe, own_id, own_urls),
+            problems,
+        )
 
     def _probe(
         self, probe: dict[str, Any], own_id: str, own_urls: set[str | None]

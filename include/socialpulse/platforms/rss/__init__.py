@@ -64,6 +64,7 @@ from socialpulse.platforms.base import (
     FetchResult,
     FetchWindow,
     PlatformContext,
+    page_limit_warning,
     parse_time,
 )
 
@@ -337,10 +338,6 @@ def _same_page(url: str) -> str:
     return f"{parts.netloc.lower()}{parts.path}?{query}"
 
 
-def _utc(when: dt.datetime) -> str:
-    return f"{when:%Y-%m-%d %H:%M:%S} UTC"
-
-
 @dataclass
 class _Feed:
     """What one feed yielded: its rows, how far back it was read, what it lacks."""
@@ -493,11 +490,7 @@ class RssPlatform:
             if page_no == max_pages:
                 # every dated entry read is newer than since: complete since the oldest
                 feed.posts_since = oldest
-                feed.warnings.append(
-                    f"feed {url}: page limit reached (max_pages {max_pages}) before "
-                    f"{_utc(since)}: posts before {_utc(oldest)} not read; raise the account "
-                    "option max_pages"
-                )
+                feed.warnings.append(page_limit_warning(f"feed {url}", max_pages, since, oldest))
                 break
             read.add(_same_page(nxt))
             page_url = nxt

@@ -70,9 +70,12 @@ from socialpulse.platforms.base import (
     FetchError,
     FetchResult,
     FetchWindow,
+    Payload,
     PlatformContext,
+    page_limit_warning,
     parse_time,
     probe_row,
+    public_post_probes,
     redact,
     thread_short_warning,
 )
@@ -263,10 +266,8 @@ def watch_url(video_id: str, comment_id: str | None = None) -> str:
 # -- payload checks: a field missing or malformed is the account's error, never a KeyError --
 
 
-def _dict(value: Any, what: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise YoutubeError(f"{what} is not an object (got {type(value).__name__})")
-    return value
+_CHECK = Payload(YoutubeError)
+_dict, _time = _CHECK.obj, _CHECK.time
 
 
 def _str(obj: dict[str, Any], key: str, what: str) -> str:
@@ -274,13 +275,6 @@ def _str(obj: dict[str, Any], key: str, what: str) -> str:
     if not isinstance(value, str) or not value:
         raise YoutubeError(f"{what} has no {key!r} (got {value!r})")
     return value
-
-
-def _time(obj: dict[str, Any], key: str, what: str) -> dt.datetime:
-    try:
-        return parse_time(obj.get(key))
-    except (TypeError, ValueError) as exc:
-        raise YoutubeError(f"{what} has no valid {key!r} ({exc})") from None
 
 
 def _count(obj: dict[str, Any], key: str, what: str) -> int | None:
@@ -316,10 +310,6 @@ def _next_token(data: dict[str, Any], seen: set[str], what: str) -> str | None:
         )
     seen.add(token)
     return token
-
-
-def _utc(when: dt.datetime) -> str:
-    return f"{when:%Y-%m-%d %H:%M:%S} UTC"
 
 
 def _error_of(response: requests.Response) -> ApiError:
@@ -743,9 +733,13 @@ class _Account:
                 return self._since(read)
         self.posts_since = oldest
         self.warnings.append(
-            f"uploads of channel {self.channel_id}: page limit reached (max_pages "
-            f"{self.max_pages}) before {_utc(self.since)}: videos before {_utc(oldest)} not "
-            "read; raise the account option max_pages"
+            page_limit_warning(
+                f"uploads of channel {self.channel_id}",
+                self.max_pages,
+                self.since,
+                oldest,
+                items="videos",
+            )
         )
         return self._since(read)
 
@@ -904,26 +898,10 @@ class _Account:
         wins); one that could not be read for now yields no row, so the last observation
         stays. The quota, the key and the account's time budget fail the account.
         """
-        rows: list[dict[str, Any]] = []
-        for probe in self.ref.probes:
-            if probe.get("channel") != "public_post" or probe.get("platform") not in (
-                None,
-                YoutubePlatform.name,
-            ):
-                continue  # not a public post here: the registry's own batch carries it
-            pid = probe.get("probe_id")
-            self.step = f"probe {pid}"
-            try:
-                row, problem = self._probe(probe)
-            except (KeyError, TypeError, ValueError) as exc:  # a malformed registry probe
-                row, problem = None, f"{type(exc).__name__}: {exc}"
-            if problem:
-                self.warnings.append(f"probe {pid}: {problem}")
-            if row:
-                rows.append(row)
-        return rows
+        return public_post_probes(self.ref, YoutubePlatform.name, self._probe, self.warnings)
 
     def _probe(self, probe: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
+        self.step = f"probe {probe.get('probe_id')}"
         ref = probe.get("question_ref")
         try:
             video_hint, question_id = parse_comment_ref(str(ref or ""))
