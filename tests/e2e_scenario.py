@@ -6,10 +6,9 @@ the week ``[W, W + 7 days)``; the recorded responses below are served by
 :class:`tests.replay.ReplayServer`. The numbers its metrics must come to, worked out by hand
 from these responses, are :data:`EXPECTED` (the arithmetic is beside each value).
 
-    python -m tests.e2e_scenario --port 8765 --registry /tmp/mixed.yaml
-    # then, in another shell (the command prints these lines):
-    SOCIALPULSE_COMPANIES=/tmp/mixed.yaml \\
-    AIRFLOW_CONN_BLUESKY_DEFAULT='{"conn_type": "http", "host": "http://127.0.0.1:8765"}' make run
+    python -m tests.e2e_scenario --port 8765 --registry /tmp/e2e/companies.yaml
+    # then, in another shell (the command prints this line; the file holds the connections):
+    . /tmp/e2e/connections.env && SOCIALPULSE_COMPANIES=/tmp/e2e/companies.yaml make run
 """
 
 from __future__ import annotations
@@ -444,9 +443,11 @@ def main() -> None:
         "AIRFLOW_CONN_BLUESKY_DEFAULT": json.dumps({"conn_type": "http", "host": server.base}),
         **e2e_meta.connections(server.base),
     }
+    # the connections (the scenario's tokens are made up) in a file to source
+    env_file = path.parent / "connections.env"
+    env_file.write_text("".join(f"export {k}='{v}'\n" for k, v in env.items()), encoding="utf-8")
     print(f"serving the scenario of the week from {week:%Y-%m-%d} on {server.base}", flush=True)
-    print("\n" + " \\\n".join(f"  {k}='{v}'" for k, v in env.items()))
-    print(f"  SOCIALPULSE_COMPANIES={path} make run\n")
+    print(f"\n  . {env_file} && SOCIALPULSE_COMPANIES={path} make run\n")
     for company, expected in (
         ("baeckerei-nord", EXPECTED),
         ("schreinerei-falk", e2e_meta.EXPECTED_FALK),

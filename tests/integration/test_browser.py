@@ -147,9 +147,11 @@ def _check_socialpulse_page(frame: Frame | Page, server: Server) -> None:
     assert seen == _medians(server)
     latest = server.expected["latest"].isoformat()
     assert f"Week {latest} to" in frame.locator("body").inner_text()
-    # data quality: the quarantined batch, and the fetch error shown as text, not run
-    summary = "1 fetch error, 2 warnings, 1 quarantined batch."
+    # data quality: the quarantined batch, and the fetch error shown as text, not run; the
+    # configuration error (an expired token) counts as an error and is listed to be fixed
+    summary = "2 fetch errors, 2 warnings, 1 quarantined batch."
     assert frame.get_by_text(summary).is_visible()
+    assert frame.get_by_role("heading", name="Configuration to fix").is_visible()
     assert frame.get_by_text("bad-batch").first.is_visible()
     assert frame.get_by_text(XSS).first.is_visible()
     assert frame.get_by_role("link", name="Great Expectations Data Docs").is_visible()
