@@ -183,9 +183,9 @@ def instagram(w: dt.datetime) -> list[dict[str, Any]]:
                 "media_type": "IMAGE",
                 "media_product_type": "FEED",
             },
-            {  # older than the fetch's since (35 days before the window's end): paging stops
+            {  # older than any fetch's since (also make run's 63-day history): paging stops
                 "id": "im0",
-                "timestamp": _iso_graph(w - dt.timedelta(days=50)),
+                "timestamp": _iso_graph(w - dt.timedelta(days=120)),
                 "like_count": 3,
                 "comments_count": 0,
                 "permalink": "https://www.instagram.com/p/FALKim0/",
@@ -327,7 +327,10 @@ def youtube(w: dt.datetime) -> list[dict[str, Any]]:
                 "id": f"item-{vid}",
                 "contentDetails": {"videoId": vid, "videoPublishedAt": _iso_google(when)},
             }
-            for vid, when in (("fALKtreppe1", t(4, 16)), ("fALKalt0001", w - dt.timedelta(days=40)))
+            for vid, when in (
+                ("fALKtreppe1", t(4, 16)),
+                ("fALKalt0001", w - dt.timedelta(days=120)),
+            )
         ],
     }
     videos = {
