@@ -23,6 +23,9 @@ os.environ.update(airflow_env(_SESSION_DIR / "airflow"))
 os.environ["SOCIALPULSE_DATA_DIR"] = str(_SESSION_DIR / "data")
 os.environ.pop("SOCIALPULSE_COMPANIES", None)
 os.environ.pop("SOCIALPULSE_WAREHOUSE", None)
+# the embedded DuckDB file unless a test configures another warehouse
+os.environ.pop("SOCIALPULSE_WAREHOUSE_CONN_ID", None)
+os.environ.pop("SOCIALPULSE_WAREHOUSE_WRITERS", None)
 
 FIXTURES = Path(__file__).parent / "fixtures"
 PROJECT_ROOT = Path(__file__).resolve().parents[1]

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-from socialpulse.config import POOLS, PROJECT_ROOT, settings
+from socialpulse.config import PROJECT_ROOT, pool_slots, settings
 from socialpulse.registry import RegistryError, load_registry
 
 INGEST_DAG = "socialpulse_ingest"
@@ -69,7 +69,7 @@ def bootstrap(quiet: bool = True) -> None:
     env = {**os.environ, **_apply_airflow_env()}
     airflow = str(Path(sys.executable).with_name("airflow"))
     out = subprocess.DEVNULL if quiet else None
-    pools = [[airflow, "pools", "set", name, str(n), d] for name, (n, d) in POOLS.items()]
+    pools = [[airflow, "pools", "set", name, str(n), d] for name, (n, d) in pool_slots().items()]
     for cmd in ([airflow, "db", "migrate"], *pools):
         proc = subprocess.run(cmd, env=env, stdout=out, stderr=subprocess.PIPE, text=True)
         if proc.returncode != 0:

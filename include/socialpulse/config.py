@@ -104,6 +104,15 @@ class Settings:
     alert_service_level_drop: float = 0.2
     #: alerts: the daily ingest run must have succeeded this many hours after it was queued
     ingest_deadline_hours: float = 6.0
+    #: the Airflow connection (type ``duckdb``) that says where the warehouse is: a DuckDB
+    #: file, or DuckLake with a PostgreSQL catalog (socialpulse.warehouse.WarehouseTarget);
+    #: None: the DuckDB file ``warehouse``
+    warehouse_conn_id: str | None = None
+    #: slots of the DuckDB writers' pool: 1 for a DuckDB file (one writer at a time); a
+    #: DuckLake warehouse takes concurrent commits
+    warehouse_writers: int = 1
+    #: the delay before a failed task's first retry (then exponential, at most 30 minutes)
+    retry_delay_seconds: int = 120
 
     @property
     def staging_dir(self) -> Path:
@@ -140,6 +149,24 @@ class Settings:
         return self.data_dir / "gx" / "validations"
 
 
+def pool_slots() -> dict[str, tuple[int, str]]:
+    """:data:`POOLS` with the DuckDB writers' pool sized by ``SOCIALPULSE_WAREHOUSE_WRITERS``."""
+    s = settings()
+    if s.warehouse_writers > 1 and s.warehouse_conn_id is None:
+        raise ValueError(
+            f"SOCIALPULSE_WAREHOUSE_WRITERS={s.warehouse_writers}, but the warehouse is the "
+            f"DuckDB file {s.warehouse}, which takes one writer at a time: set "
+            "SOCIALPULSE_WAREHOUSE_CONN_ID to a DuckLake connection (docs/deploy.md) or use 1"
+        )
+    slots = dict(POOLS)
+    if s.warehouse_writers > 1:
+        slots[DUCKDB_POOL] = (
+            s.warehouse_writers,
+            "DuckLake warehouse: concurrent writers (SOCIALPULSE_WAREHOUSE_WRITERS)",
+        )
+    return slots
+
+
 def settings() -> Settings:
     """Read the settings now (never at import: the environment may change in tests)."""
     data_dir = _path("SOCIALPULSE_DATA_DIR", PROJECT_ROOT / "data")
@@ -158,4 +185,7 @@ def settings() -> Settings:
         alert_liveliness_drop=_float("SOCIALPULSE_ALERT_LIVELINESS_DROP", 20.0, maximum=100.0),
         alert_service_level_drop=_float("SOCIALPULSE_ALERT_SERVICE_LEVEL_DROP", 0.2, maximum=1.0),
         ingest_deadline_hours=_float("SOCIALPULSE_INGEST_DEADLINE_HOURS", 6.0, minimum=0.001),
+        warehouse_conn_id=os.environ.get("SOCIALPULSE_WAREHOUSE_CONN_ID", "").strip() or None,
+        warehouse_writers=_int("SOCIALPULSE_WAREHOUSE_WRITERS", 1),
+        retry_delay_seconds=_int("SOCIALPULSE_RETRY_DELAY_SECONDS", 120),
     )

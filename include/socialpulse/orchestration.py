@@ -46,10 +46,17 @@ def mart_asset(name: str) -> Asset:
     )
 
 
+def _retry_delay() -> dt.timedelta:
+    """``SOCIALPULSE_RETRY_DELAY_SECONDS`` (default 120): read from the environment, no I/O."""
+    from socialpulse.config import settings
+
+    return dt.timedelta(seconds=settings().retry_delay_seconds)
+
+
 DEFAULT_ARGS = {
     "owner": OWNER,
     "retries": 2,
-    "retry_delay": dt.timedelta(minutes=2),
+    "retry_delay": _retry_delay(),
     "retry_exponential_backoff": True,
     "max_retry_delay": dt.timedelta(minutes=30),
     # an alert (e-mail, Slack: socialpulse.notify) naming the DAG, task, error and run

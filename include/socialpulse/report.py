@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from socialpulse.records import PERIOD_TYPES
 from socialpulse.registry import DIMENSIONS, SEGMENTS
-from socialpulse.warehouse import dict_rows, has_table
+from socialpulse.warehouse import dict_rows, has_table, sql_string
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -498,12 +498,13 @@ def export_marts(
             f"order by {order}"
         )
         key = [period.type, period.start]
-        con.execute(
-            f"copy ({query}) to ? (format csv, header true)", [*key, str(csv_dir / f"{mart}.csv")]
+        # the target as a quoted literal: DuckDB 1.5 binds no parameter in COPY's target
+        csv, parquet = (
+            sql_string(str(d / f"{mart}.{s}"))
+            for d, s in ((csv_dir, "csv"), (parquet_dir, "parquet"))
         )
-        con.execute(
-            f"copy ({query}) to ? (format parquet)", [*key, str(parquet_dir / f"{mart}.parquet")]
-        )
+        con.execute(f"copy ({query}) to {csv} (format csv, header true)", key)
+        con.execute(f"copy ({query}) to {parquet} (format parquet)", key)
 
 
 # --- formatting ---------------------------------------------------------------------------

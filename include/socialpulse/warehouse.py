@@ -1,5 +1,13 @@
 """The DuckDB warehouse: connection, raw DDL from the record schemas, idempotent loads.
 
+Where: the DuckDB file ``SOCIALPULSE_WAREHOUSE`` by default, or what the Airflow connection
+``SOCIALPULSE_WAREHOUSE_CONN_ID`` (type ``duckdb``, apache-airflow-providers-duckdb) says: a
+DuckDB file (its host), or DuckLake (its extra ``ducklake_catalog_conn_id``, a PostgreSQL
+connection holding the catalog, and ``data_path``, where the Parquet files go). DuckLake
+takes concurrent writers (several load tasks on different workers commit at once) and gives
+every reader a consistent snapshot. DuckLake has no primary keys: the natural keys are kept
+by the delete-then-insert below, which never relied on them.
+
 Layout: ``raw`` (loaded batches), ``ref`` (the registry), ``staging`` / ``intermediate`` /
 ``marts`` (the SQL models in ``include/sql``), ``ops`` (load audit, fetch errors, alerts sent).
 
@@ -12,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,22 +39,161 @@ log = logging.getLogger(__name__)
 SCHEMAS = ("raw", "ref", "staging", "intermediate", "marts", "ops")
 
 
+#: the name the DuckLake catalog is attached under (and made the default database)
+LAKE_ALIAS = "warehouse"
+
+
+class WarehouseConfigError(RuntimeError):
+    """The warehouse connection is missing, malformed, or its catalog cannot be reached."""
+
+
+@dataclass(frozen=True)
+class WarehouseTarget:
+    """Where the warehouse is: a DuckDB file, or a DuckLake catalog in PostgreSQL."""
+
+    kind: str  # "duckdb" | "ducklake"
+    path: Path | None = None
+    #: the Airflow connection it was read from (None: SOCIALPULSE_WAREHOUSE)
+    conn_id: str | None = None
+    #: DuckLake: the PostgreSQL connection of the catalog, as libpq keywords (no password)
+    catalog: Mapping[str, str] | None = None
+    catalog_password: str | None = field(default=None, repr=False)
+    catalog_conn_id: str | None = None
+    data_path: str | None = None
+    #: DuckDB settings from the connection's extra (memory_limit, threads, temp_directory)
+    config: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_lake(self) -> bool:
+        return self.kind == "ducklake"
+
+    def describe(self) -> str:
+        """Where it is, for messages and logs (never the password)."""
+        if not self.is_lake:
+            return f"DuckDB file {self.path}"
+        c = self.catalog or {}
+        where = f"{c.get('host', '')}:{c.get('port', '5432')}/{c.get('dbname', '')}"
+        return (
+            f"DuckLake (catalog: PostgreSQL {where} of connection {self.catalog_conn_id!r}, "
+            f"data: {self.data_path})"
+        )
+
+
 def warehouse_path() -> Path:
     """``SOCIALPULSE_WAREHOUSE`` or ``data/warehouse.duckdb`` in the project."""
     return settings().warehouse
+
+
+def warehouse_target() -> WarehouseTarget:
+    """The configured warehouse: ``SOCIALPULSE_WAREHOUSE_CONN_ID``'s connection, else the file."""
+    s = settings()
+    if s.warehouse_conn_id is None:
+        return WarehouseTarget("duckdb", path=s.warehouse)
+    return target_from_connection(s.warehouse_conn_id)
+
+
+def target_from_connection(conn_id: str) -> WarehouseTarget:
+    """Read the warehouse's Airflow connection (type ``duckdb``) and its catalog's connection."""
+    from socialpulse.orchestration import airflow_connection
+
+    conn = airflow_connection(conn_id)
+    if conn is None:
+        raise WarehouseConfigError(
+            f"SOCIALPULSE_WAREHOUSE_CONN_ID={conn_id}, but there is no Airflow connection "
+            f"{conn_id!r} (add it in Admin > Connections or as AIRFLOW_CONN_{conn_id.upper()})"
+        )
+    extra = conn.get("extra") or {}
+    if not isinstance(extra, dict):
+        raise WarehouseConfigError(f"connection {conn_id!r}: its extra is not a JSON object")
+    settings_keys = ("memory_limit", "threads", "temp_directory")
+    config = {k: extra[k] for k in settings_keys if extra.get(k) is not None}
+    config.update(extra.get("settings") or {})
+    catalog_id = extra.get("ducklake_catalog_conn_id")
+    if not catalog_id:
+        path = extra.get("database") or conn.get("host")
+        if not path or str(path).startswith(("md:", ":memory:", "ducklake:")):
+            raise WarehouseConfigError(
+                f"connection {conn_id!r} names no warehouse: give a DuckDB file path as its host, "
+                "or DuckLake as extra ducklake_catalog_conn_id (a PostgreSQL connection) and "
+                "data_path (docs/deploy.md)"
+            )
+        return WarehouseTarget("duckdb", path=Path(path), conn_id=conn_id, config=config)
+    data_path = extra.get("data_path")
+    if not data_path:
+        raise WarehouseConfigError(
+            f"connection {conn_id!r}: DuckLake needs extra data_path (a folder or an object "
+            "store URL where the Parquet files go)"
+        )
+    cat = airflow_connection(catalog_id)
+    if cat is None:
+        raise WarehouseConfigError(
+            f"connection {conn_id!r} names the DuckLake catalog connection {catalog_id!r}, "
+            f"which does not exist (AIRFLOW_CONN_{catalog_id.upper()})"
+        )
+    if not cat.get("host") or not cat.get("schema"):
+        raise WarehouseConfigError(
+            f"connection {catalog_id!r} (the DuckLake catalog) needs a host and a database "
+            "(the connection's schema field)"
+        )
+    catalog = {"host": cat["host"], "dbname": cat["schema"]}
+    if cat.get("port"):
+        catalog["port"] = str(cat["port"])
+    if cat.get("login"):
+        catalog["user"] = cat["login"]
+    return WarehouseTarget(
+        "ducklake",
+        conn_id=conn_id,
+        catalog=catalog,
+        catalog_password=cat.get("password") or None,
+        catalog_conn_id=catalog_id,
+        data_path=str(data_path),
+        config=config,
+    )
+
+
+def extension_directory() -> Path:
+    """A DuckDB extension directory holding the ducklake and postgres extensions of the
+    installed ``duckdb-extension-*`` packages (DuckDB cannot download them here)."""
+    import importlib.util
+    import os
+    import tempfile
+
+    import duckdb
+
+    base = Path(tempfile.gettempdir()) / f"socialpulse-duckdb-extensions-{os.getuid()}"
+    platform = duckdb.execute("pragma platform").fetchone()[0]
+    folder = base / f"v{duckdb.__version__}" / platform
+    for package, name in (("ducklake", "ducklake"), ("postgres", "postgres_scanner")):
+        link = folder / f"{name}.duckdb_extension"
+        if link.exists():
+            continue
+        spec = importlib.util.find_spec(f"duckdb_extension_{package}")
+        if spec is None or not spec.submodule_search_locations:
+            raise WarehouseConfigError(
+                f"DuckLake needs the Python package duckdb-extension-{package} "
+                f"(requirements.txt) for duckdb {duckdb.__version__}"
+            )
+        found = sorted(Path(spec.submodule_search_locations[0]).rglob("*.duckdb_extension"))
+        if not found:
+            raise WarehouseConfigError(f"duckdb-extension-{package} holds no extension file")
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".{name}.{os.getpid()}.tmp"
+        tmp.unlink(missing_ok=True)
+        tmp.symlink_to(found[0])
+        os.replace(tmp, link)  # atomic: concurrent tasks never see half a link
+    return base
 
 
 @contextlib.contextmanager
 def connect(
     path: str | Path | None = None, read_only: bool = False
 ) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Open the warehouse (creating schemas and raw tables when writable), close it after."""
-    import duckdb
+    """Open the warehouse (creating schemas and raw tables when writable), close it after.
 
-    path = Path(path) if path is not None else warehouse_path()
-    if not read_only:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(path), read_only=read_only)
+    ``path``: that DuckDB file; None: the configured warehouse (:func:`warehouse_target`).
+    """
+    target = WarehouseTarget("duckdb", path=Path(path)) if path is not None else None
+    con = open_target(target or warehouse_target(), read_only=read_only)
     try:
         con.execute("set TimeZone = 'UTC'")
         if not read_only:
@@ -55,19 +203,103 @@ def connect(
         con.close()
 
 
-def raw_ddl(schema: RecordSchema) -> str:
+def open_target(target: WarehouseTarget, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection to ``target``; for DuckLake the catalog is attached and in use."""
+    import duckdb
+
+    if not target.is_lake:
+        assert target.path is not None
+        if not read_only:
+            target.path.parent.mkdir(parents=True, exist_ok=True)
+        return duckdb.connect(str(target.path), read_only=read_only, config=dict(target.config))
+    con = duckdb.connect(
+        config={
+            **target.config,
+            "extension_directory": str(extension_directory()),
+            "autoinstall_known_extensions": False,
+        }
+    )
+    try:
+        _attach_lake(con, target, read_only)
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+def _attach_lake(con: duckdb.DuckDBPyConnection, target: WarehouseTarget, read_only: bool) -> None:
+    import duckdb
+
+    catalog = dict(target.catalog or {})
+    if target.catalog_password:
+        # the password goes into a session secret, never into the ATTACH string (or errors)
+        params = ", ".join(f"{k} ?" for k in ("host", "port", "database", "user", "password"))
+        values = [
+            catalog.get("host"),
+            int(catalog.get("port", 5432)),
+            catalog.get("dbname"),
+            catalog.get("user"),
+            target.catalog_password,
+        ]
+        con.execute(
+            f"create or replace temporary secret _sp_lake (type postgres, {params})", values
+        )
+    dsn = " ".join(f"{k}={v}" for k, v in catalog.items())
+    data_path = target.data_path or ""
+    if not read_only and "://" not in data_path:
+        Path(data_path).mkdir(parents=True, exist_ok=True)
+    options = f"data_path {sql_string(data_path)}" + (", read_only" if read_only else "")
+    try:  # ATTACH takes no parameters: literals, quoted
+        con.execute(f"attach {sql_string('ducklake:postgres:' + dsn)} as {LAKE_ALIAS} ({options})")
+    except duckdb.Error as exc:
+        raise WarehouseConfigError(
+            f"cannot open the warehouse of connection {target.conn_id!r}, "
+            f"{target.describe()}: {exc}"
+        ) from exc
+    con.execute(f"use {LAKE_ALIAS}")
+
+
+def sql_string(value: str) -> str:
+    """``value`` as a quoted SQL string literal, where DuckDB takes no parameter (ATTACH, COPY)."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def raw_ddl(schema: RecordSchema, primary_key: bool = True) -> str:
     cols = ",\n  ".join(
         f"{c.name} {c.type}{'' if c.nullable else ' not null'}" for c in schema.columns
     )
+    if not primary_key:  # DuckLake: no constraints but NOT NULL
+        return f"create table if not exists {schema.qualified} (\n  {cols}\n)"
     key = ", ".join(schema.key)
     return f"create table if not exists {schema.qualified} (\n  {cols},\n  primary key ({key})\n)"
 
 
+def is_lake(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether ``con``'s default database is a DuckLake catalog (no primary keys there)."""
+    found = con.execute(
+        "select type from duckdb_databases() where database_name = current_database()"
+    ).fetchone()
+    return bool(found and found[0] == "ducklake")
+
+
 def create_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """Create (or migrate) the schemas and the raw, ref and ops tables, in one transaction
+    (on DuckLake every commit is a round trip to the catalog)."""
+    con.execute("begin transaction")
+    try:
+        _create_raw_tables(con)
+        con.execute("commit")
+    except BaseException:
+        _rollback(con)
+        raise
+
+
+def _create_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
+    lake = is_lake(con)
     for s in SCHEMAS:
         con.execute(f"create schema if not exists {s}")
     for schema in RAW_SCHEMAS.values():
-        con.execute(raw_ddl(schema))
+        con.execute(raw_ddl(schema, primary_key=not lake))
         _migrate_raw_table(con, schema)
         _check_columns(con, schema)
     for table, cols in REF_TABLES.items():
@@ -82,10 +314,9 @@ def create_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
           table_name varchar not null,
           rows_in_batch bigint not null,
           rows_replaced bigint not null,
-          loaded_at timestamp not null default (now()::timestamp),
-          primary key (batch_id, table_name)
+          loaded_at timestamp not null default (now()::timestamp){pk}
         )
-        """
+        """.format(pk="" if lake else ",\n          primary key (batch_id, table_name)")
     )
     con.execute(
         """
@@ -111,10 +342,13 @@ def create_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
           alert varchar not null,
           channel varchar not null,
           run_id varchar,
-          sent_at timestamp not null default (now()::timestamp),
-          primary key (company_id, period_type, period_start, alert, channel)
+          sent_at timestamp not null default (now()::timestamp){pk}
         )
-        """
+        """.format(
+            pk=""
+            if lake
+            else ",\n          primary key (company_id, period_type, period_start, alert, channel)"
+        )
     )
     # warehouses created before these columns existed
     con.execute("alter table ops.fetch_errors add column if not exists run_id varchar")
@@ -209,6 +443,13 @@ def load_batch(
     """
     counts: dict[str, int] = {}
     con.execute("begin transaction")
+    commit_message(con, f"load batch {batch_id}")
+    log.info(
+        "batch %s: transaction open, replacing %s rows in %s",
+        batch_id,
+        sum(t.num_rows for t in tables.values()),
+        ", ".join(f"raw.{t}" for t in tables),
+    )
     try:
         for table, data in tables.items():
             schema = RAW_SCHEMAS[table]
@@ -262,10 +503,14 @@ def _replace_keys(
     con.execute(f"insert into {schema.qualified} ({cols}) select {cols} from _incoming")
     n = con.execute("select count(*) from _incoming").fetchone()[0]
     con.execute("drop table _incoming")
-    # loaded_at is set on every load: `insert or replace` keeps a column it is not given, and
-    # a rerun of the batch must show when it was loaded again
+    # one row per batch and table, loaded_at set on every load (a rerun shows when it was
+    # loaded again); delete-then-insert rather than `insert or replace`, which needs a primary
+    # key (DuckLake has none)
     con.execute(
-        "insert or replace into ops.load_log "
+        "delete from ops.load_log where batch_id = ? and table_name = ?", [batch_id, schema.table]
+    )
+    con.execute(
+        "insert into ops.load_log "
         "(batch_id, table_name, rows_in_batch, rows_replaced, loaded_at) "
         "values (?, ?, ?, ?, now()::timestamp)",
         [batch_id, schema.table, n, replaced],
@@ -273,11 +518,21 @@ def _replace_keys(
     return n
 
 
+def commit_message(con: duckdb.DuckDBPyConnection, message: str) -> None:
+    """On DuckLake, name the open transaction's snapshot (``ducklake_snapshots()`` shows who
+    committed what: author ``socialpulse``, e.g. ``load batch sample-...-b001``)."""
+    if is_lake(con):
+        con.execute(
+            "call ducklake_set_commit_message(current_database(), 'socialpulse', ?)", [message]
+        )
+
+
 def replace_reference_tables(
     con: duckdb.DuckDBPyConnection, tables: Mapping[str, pa.Table]
 ) -> None:
     """Replace the ``ref`` tables with the registry's current content, in one transaction."""
     con.execute("begin transaction")
+    commit_message(con, "sync registry")
     try:
         for table, data in tables.items():
             if table not in REF_TABLES:
@@ -335,7 +590,7 @@ def publish_analytics_copy(con: duckdb.DuckDBPyConnection, dest: Path) -> Path:
     tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.tmp")
     source = con.execute("select current_database()").fetchone()[0]
     try:
-        con.execute("attach ? as analytics_copy", [str(tmp)])
+        con.execute(f"attach {sql_string(str(tmp))} as analytics_copy")
         try:
             con.execute(f'copy from database "{source}" to analytics_copy')
             con.execute("checkpoint analytics_copy")

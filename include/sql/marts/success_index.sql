@@ -163,9 +163,11 @@ final as (
         (targets_met / nullif(targets_evaluated, 0))::double as goal_attainment,
         targets_met::bigint as targets_met,
         targets_evaluated::bigint as targets_evaluated,
+        -- rounded so that float noise ties (the mean's last bit depends on the order in
+        -- which a parallel aggregate added it up)
         rank() over (
             partition by segment, period_type, period_start
-            order by success_index desc nulls last
+            order by round(success_index, 10) desc nulls last
         ) as segment_rank
     from joined
 )
