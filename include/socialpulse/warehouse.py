@@ -89,7 +89,15 @@ def warehouse_target() -> WarehouseTarget:
     s = settings()
     if s.warehouse_conn_id is None:
         return WarehouseTarget("duckdb", path=s.warehouse)
-    return target_from_connection(s.warehouse_conn_id)
+    target = target_from_connection(s.warehouse_conn_id)
+    if not target.is_lake and s.warehouse_writers > 1:
+        raise WarehouseConfigError(
+            f"SOCIALPULSE_WAREHOUSE_WRITERS={s.warehouse_writers}, but connection "
+            f"{s.warehouse_conn_id!r} names the {target.describe()}, which takes one writer "
+            "at a time: make it a DuckLake connection or set the writers to 1 (and the pool "
+            "socialpulse_duckdb to one slot)"
+        )
+    return target
 
 
 def target_from_connection(conn_id: str) -> WarehouseTarget:

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from socialpulse.config import DUCKDB_POOL
 from socialpulse.warehouse import LAKE_ALIAS, WarehouseTarget, open_target
 from tests.integration.topology import (
     Cluster,
@@ -56,6 +57,8 @@ BATCH_SIZE = 10
 MARKER = "transaction open"
 RAW_TABLES = ("account_snapshots", "post_observations", "thread_replies", "probes")
 LAKE_CATALOG_PASSWORD = "lake-catalog-password"
+#: the DuckDB writers' pool on DuckLake
+WRITERS = 4
 
 
 @dataclass
@@ -120,7 +123,37 @@ class Killer:
         return False
 
 
-def _run(cluster: Cluster, kill: bool) -> RunResult:
+class Gate:
+    """Holds the loads back until all of them are ready, then lets them start together.
+
+    The fetches and validations of the batches take different times, so their loads would
+    otherwise start one after the other. Once the registry is synced, the DuckDB writers'
+    pool is closed (0 slots); when all four loads wait for it, it opens with ``slots``, as
+    an operator would resize a pool in the UI."""
+
+    def __init__(self, cluster: Cluster, slots: int) -> None:
+        self.cluster, self.slots, self.step = cluster, slots, 0
+
+    def _pool(self, slots: int) -> None:
+        self.cluster.api(
+            "PATCH",
+            f"/pools/{DUCKDB_POOL}",
+            params={"update_mask": "slots"},
+            json={"pool": DUCKDB_POOL, "slots": slots, "include_deferred": False},
+        )
+
+    def __call__(self, tis: list[dict[str, Any]]) -> None:
+        state = {(t["task_id"], t["map_index"]): t["state"] for t in tis}
+        if self.step == 0 and state.get(("sync_registry", -1)) == "success":
+            self._pool(0)
+            self.step = 1
+        loads = [s for (task, _), s in state.items() if task == "sample.load"]
+        if self.step == 1 and len(loads) == 4 and all(s == "scheduled" for s in loads):
+            self._pool(self.slots)
+            self.step = 2
+
+
+def _run(cluster: Cluster, kill: bool, gate_slots: int | None = None) -> RunResult:
     cluster.wait_for_dags((INGEST, MODELS))
     logical = latest_interval_start()
     cluster.api(
@@ -135,8 +168,8 @@ def _run(cluster: Cluster, kill: bool) -> RunResult:
     # unpaused after the trigger: the scheduler finds the latest interval taken by our run
     for dag_id in (INGEST, MODELS):
         cluster.api("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
-    killer = Killer(cluster) if kill else None
-    ingest = cluster.wait_for_run(INGEST, RUN_ID, timeout=1500, each=killer)
+    watch = Killer(cluster) if kill else Gate(cluster, gate_slots) if gate_slots else None
+    ingest = cluster.wait_for_run(INGEST, RUN_ID, timeout=1500, each=watch)
     tis = cluster.task_instances(INGEST, RUN_ID)
     assert ingest["state"] == "success", (
         f"{ {t['task_id']: t['state'] for t in tis} }\n" + cluster.failed_task_logs(INGEST, RUN_ID)
@@ -145,10 +178,12 @@ def _run(cluster: Cluster, kill: bool) -> RunResult:
     model_tis = cluster.task_instances(MODELS, models["dag_run_id"])
     assert models["state"] == "success", cluster.failed_task_logs(MODELS, models["dag_run_id"])
     result = RunResult(cluster, tis, model_tis, models["state"])
-    if killer is not None:
-        assert killer.killed is not None, "no load task was caught with its transaction open"
-        result.killed = killer.killed
-        ti = killer.killed
+    if isinstance(watch, Gate):
+        assert watch.step == 2, "the loads never waited together for the pool"
+    if isinstance(watch, Killer):
+        assert watch.killed is not None, "no load task was caught with its transaction open"
+        result.killed = watch.killed
+        ti = watch.killed
         result.tries = cluster.api(
             "GET",
             f"/dags/{INGEST}/dagRuns/{RUN_ID}/taskInstances/{ti['task_id']}/{ti['map_index']}/tries",
@@ -172,6 +207,7 @@ def file_run(services, tmp_path_factory) -> Iterator[RunResult]:
     )
     try:
         cluster.start()
+        assert cluster.api("GET", f"/pools/{DUCKDB_POOL}")["slots"] == 1
         yield _run(cluster, kill=True)
     finally:
         cluster.stop()
@@ -206,14 +242,16 @@ def lake_run(services, tmp_path_factory) -> Iterator[RunResult]:
         extra_env={
             "SOCIALPULSE_BATCH_SIZE": str(BATCH_SIZE),
             "SOCIALPULSE_WAREHOUSE_CONN_ID": "socialpulse_warehouse",
-            "SOCIALPULSE_WAREHOUSE_WRITERS": "4",
+            "SOCIALPULSE_WAREHOUSE_WRITERS": str(WRITERS),
             "AIRFLOW_CONN_SOCIALPULSE_WAREHOUSE": json.dumps(warehouse),
             "AIRFLOW_CONN_LAKE_CATALOG": json.dumps(catalog),
         },
     )
     try:
         cluster.start()
-        result = _run(cluster, kill=False)
+        # `socialpulse.cli bootstrap` (docker compose's airflow-init) widened the pool
+        assert cluster.api("GET", f"/pools/{DUCKDB_POOL}")["slots"] == WRITERS
+        result = _run(cluster, kill=False, gate_slots=WRITERS)
         result.lake = WarehouseTarget(
             "ducklake",
             conn_id="socialpulse_warehouse",

@@ -107,6 +107,14 @@ def test_a_broken_warehouse_connection_is_named_in_the_error(monkeypatch, connec
         warehouse_target()
 
 
+def test_several_writers_on_a_duckdb_file_connection_are_refused(monkeypatch, tmp_path):
+    conn = {"conn_type": "duckdb", "host": str(tmp_path / "team.duckdb")}
+    use(monkeypatch, socialpulse_warehouse=conn)
+    monkeypatch.setenv("SOCIALPULSE_WAREHOUSE_WRITERS", "3")
+    with pytest.raises(WarehouseConfigError, match="takes one writer at a time"):
+        warehouse_target()
+
+
 def test_the_writers_pool_is_widened_only_for_a_warehouse_connection(monkeypatch, data_dir):
     assert pool_slots() == POOLS and POOLS[DUCKDB_POOL][0] == 1
     monkeypatch.setenv("SOCIALPULSE_WAREHOUSE_WRITERS", "4")
