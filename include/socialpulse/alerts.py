@@ -263,14 +263,16 @@ def record_sent(
     """Remember that ``alerts`` were sent on ``channel`` (never sent there again)."""
     # an alert already recorded on the channel is kept as it was (`insert or ignore` would
     # need the primary key, which a DuckLake warehouse has not)
-    keys = {(a["company_id"], a["period_type"], a["period_start"], a["alert"]) for a in alerts}
+    keys = dict.fromkeys(
+        (a["company_id"], a["period_type"], a["period_start"], a["alert"]) for a in alerts
+    )
     con.executemany(
         "insert into ops.alerts_sent "
         "(company_id, period_type, period_start, alert, channel, run_id) "
         "select ?, ?, ?, ?, ?, ? where not exists ("
         "  select 1 from ops.alerts_sent where company_id = ? and period_type = ? "
         "  and period_start = ? and alert = ? and channel = ?)",
-        [[*key, channel, run_id, *key, channel] for key in sorted(keys, key=str)],
+        [[*key, channel, run_id, *key, channel] for key in keys],
     )
 
 

@@ -79,11 +79,6 @@ class WarehouseTarget:
         )
 
 
-def warehouse_path() -> Path:
-    """``SOCIALPULSE_WAREHOUSE`` or ``data/warehouse.duckdb`` in the project."""
-    return settings().warehouse
-
-
 def warehouse_target() -> WarehouseTarget:
     """The configured warehouse: ``SOCIALPULSE_WAREHOUSE_CONN_ID``'s connection, else the file."""
     s = settings()
@@ -272,14 +267,17 @@ def sql_string(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+def _primary_key(key: Sequence[str], primary_key: bool) -> str:
+    """The table's primary key clause; none on DuckLake (no constraints but NOT NULL)."""
+    return f",\n  primary key ({', '.join(key)})" if primary_key else ""
+
+
 def raw_ddl(schema: RecordSchema, primary_key: bool = True) -> str:
     cols = ",\n  ".join(
         f"{c.name} {c.type}{'' if c.nullable else ' not null'}" for c in schema.columns
     )
-    if not primary_key:  # DuckLake: no constraints but NOT NULL
-        return f"create table if not exists {schema.qualified} (\n  {cols}\n)"
-    key = ", ".join(schema.key)
-    return f"create table if not exists {schema.qualified} (\n  {cols},\n  primary key ({key})\n)"
+    pk = _primary_key(schema.key, primary_key)
+    return f"create table if not exists {schema.qualified} (\n  {cols}{pk}\n)"
 
 
 def is_lake(con: duckdb.DuckDBPyConnection) -> bool:
@@ -324,7 +322,7 @@ def _create_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
           rows_replaced bigint not null,
           loaded_at timestamp not null default (now()::timestamp){pk}
         )
-        """.format(pk="" if lake else ",\n          primary key (batch_id, table_name)")
+        """.format(pk=_primary_key(("batch_id", "table_name"), not lake))
     )
     con.execute(
         """
@@ -353,9 +351,9 @@ def _create_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
           sent_at timestamp not null default (now()::timestamp){pk}
         )
         """.format(
-            pk=""
-            if lake
-            else ",\n          primary key (company_id, period_type, period_start, alert, channel)"
+            pk=_primary_key(
+                ("company_id", "period_type", "period_start", "alert", "channel"), not lake
+            )
         )
     )
     # warehouses created before these columns existed
@@ -451,14 +449,14 @@ def load_batch(
     """
     counts: dict[str, int] = {}
     con.execute("begin transaction")
-    commit_message(con, f"load batch {batch_id}")
-    log.info(
-        "batch %s: transaction open, replacing %s rows in %s",
-        batch_id,
-        sum(t.num_rows for t in tables.values()),
-        ", ".join(f"raw.{t}" for t in tables),
-    )
     try:
+        commit_message(con, f"load batch {batch_id}")
+        log.info(
+            "batch %s: transaction open, replacing %s rows in %s",
+            batch_id,
+            sum(t.num_rows for t in tables.values()),
+            ", ".join(f"raw.{t}" for t in tables),
+        )
         for table, data in tables.items():
             schema = RAW_SCHEMAS[table]
             counts[table] = _replace_keys(con, schema, batch_id, data)
@@ -540,8 +538,8 @@ def replace_reference_tables(
 ) -> None:
     """Replace the ``ref`` tables with the registry's current content, in one transaction."""
     con.execute("begin transaction")
-    commit_message(con, "sync registry")
     try:
+        commit_message(con, "sync registry")
         for table, data in tables.items():
             if table not in REF_TABLES:
                 raise ValueError(f"unknown reference table {table!r}")

@@ -264,18 +264,6 @@ class Cluster:
         env.update(self.extra_env)
         return env
 
-    def airflow(self, *args: str, timeout: float = 300) -> str:
-        proc = subprocess.run(
-            [str(Path(sys.executable).with_name("airflow")), *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            cwd=PROJECT_ROOT,
-        )
-        assert proc.returncode == 0, f"airflow {' '.join(args)}:\n{proc.stderr[-4000:]}"
-        return proc.stdout
-
     def _spawn(self, name: str, args: list[str], env: dict[str, str] | None = None) -> None:
         log = (self.root / f"{name}.log").open("w")
         self.procs[name] = subprocess.Popen(
