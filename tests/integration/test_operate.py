@@ -29,7 +29,9 @@ import requests
 
 from tests.conftest import FIXTURES, PROJECT_ROOT
 
-pytestmark = pytest.mark.integration
+# the module's Airflow stops gracefully (SIGINT, up to 60 s) in the last test's teardown,
+# which counts against that test's timeout: 300 s was not always enough on 2 cores
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
 PASSWORD = "operate-" + secrets.token_hex(4)
 STARTUP = 300  # s: migrate, pools, four components, the DAGs parsed
