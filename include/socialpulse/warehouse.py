@@ -5,8 +5,11 @@ Where: the DuckDB file ``SOCIALPULSE_WAREHOUSE`` by default, or what the Airflow
 DuckDB file (its host), or DuckLake (its extra ``ducklake_catalog_conn_id``, a PostgreSQL
 connection holding the catalog, and ``data_path``, where the Parquet files go). DuckLake
 takes concurrent writers (several load tasks on different workers commit at once) and gives
-every reader a consistent snapshot. DuckLake has no primary keys: the natural keys are kept
-by the delete-then-insert below, which never relied on them.
+every reader a consistent snapshot.
+
+The raw tables have no primary key, on either: the natural keys are kept by the load's
+delete-then-insert below. A primary-key index made each replaced row an index lookup at
+commit and kept every key in memory, costing more than the load itself (docs/benchmarks.md).
 
 Layout: ``raw`` (loaded batches), ``ref`` (the registry), ``staging`` / ``intermediate`` /
 ``marts`` (the SQL models in ``include/sql``), ``ops`` (load audit, fetch errors, alerts sent).
@@ -272,12 +275,13 @@ def _primary_key(key: Sequence[str], primary_key: bool) -> str:
     return f",\n  primary key ({', '.join(key)})" if primary_key else ""
 
 
-def raw_ddl(schema: RecordSchema, primary_key: bool = True) -> str:
+def raw_ddl(schema: RecordSchema, name: str | None = None) -> str:
+    """A raw table's DDL: its columns and NOT NULLs, no primary key (the load keeps the
+    natural key; an index on it cost more than the load itself, see docs/benchmarks.md)."""
     cols = ",\n  ".join(
         f"{c.name} {c.type}{'' if c.nullable else ' not null'}" for c in schema.columns
     )
-    pk = _primary_key(schema.key, primary_key)
-    return f"create table if not exists {schema.qualified} (\n  {cols}{pk}\n)"
+    return f"create table if not exists {name or schema.qualified} (\n  {cols}\n)"
 
 
 def is_lake(con: duckdb.DuckDBPyConnection) -> bool:
@@ -305,8 +309,9 @@ def _create_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
     for s in SCHEMAS:
         con.execute(f"create schema if not exists {s}")
     for schema in RAW_SCHEMAS.values():
-        con.execute(raw_ddl(schema, primary_key=not lake))
+        con.execute(raw_ddl(schema))
         _migrate_raw_table(con, schema)
+        _drop_primary_key(con, schema)
         _check_columns(con, schema)
     for table, cols in REF_TABLES.items():
         body = ", ".join(f"{n} {t}" for n, t in cols.items())
@@ -393,6 +398,25 @@ def _migrate_raw_table(con: duckdb.DuckDBPyConnection, schema: RecordSchema) -> 
             con.execute(f"alter table {schema.qualified} add column {column.name} {column.type}")
         elif column.nullable and not found[column.name]:
             con.execute(f"alter table {schema.qualified} alter column {column.name} drop not null")
+
+
+def _drop_primary_key(con: duckdb.DuckDBPyConnection, schema: RecordSchema) -> None:
+    """A raw table created with a primary key (warehouses made before December 2026) is rebuilt without it, once:
+    DuckDB cannot drop a constraint, so the rows are copied into a new table."""
+    keyed = con.execute(
+        "select count(*) from duckdb_constraints() where database_name = current_database() "
+        "and schema_name = 'raw' and table_name = ? and constraint_type = 'PRIMARY KEY'",
+        [schema.table],
+    ).fetchone()[0]
+    if not keyed:
+        return
+    log.info("%s: rebuilding the table without its primary-key index (once)", schema.qualified)
+    rebuilt = f"raw._{schema.table}_rebuilt"
+    cols = ", ".join(schema.names)
+    con.execute(raw_ddl(schema, rebuilt))
+    con.execute(f"insert into {rebuilt} ({cols}) select {cols} from {schema.qualified}")
+    con.execute(f"drop table {schema.qualified}")
+    con.execute(f"alter table {rebuilt} rename to {schema.table}")
 
 
 def _check_columns(con: duckdb.DuckDBPyConnection, schema: RecordSchema) -> None:
@@ -482,33 +506,42 @@ def _rollback(con: duckdb.DuckDBPyConnection) -> None:
 def _replace_keys(
     con: duckdb.DuckDBPyConnection, schema: RecordSchema, batch_id: str, data: pa.Table
 ) -> int:
+    """Replace the rows of ``data``'s natural keys in ``schema``'s table by ``data``.
+
+    The Arrow table is scanned in place (no copy) unless it repeats a key (then the last
+    row of each key is kept, in a temporary table) or the table has sticky columns (which
+    need an update). The raw tables have no primary-key index (it made every replaced row
+    a lookup at commit and held all keys in memory): the natural key is kept here, by
+    deleting the batch's keys before inserting it, in the caller's transaction.
+    """
     cols = ", ".join(schema.names)
     key = ", ".join(schema.key)
-    import pyarrow as pa
-
     view = f"_batch_{schema.table}"
-    # last row of a repeated key wins: number the rows in the connector's order first
-    con.register(view, data.append_column("_pos", pa.array(range(data.num_rows), pa.int64())))
+    con.register(view, data)
     try:
-        con.execute(
-            f"""
-            create or replace temp table _incoming as
-            select {cols} from {view}
-            qualify row_number() over (partition by {key} order by _pos desc) = 1
-            """
-        )
+        repeated = con.execute(
+            f"select count(*) from (select 1 from {view} group by {key} having count(*) > 1)"
+        ).fetchone()[0]
+        source = view
+        if repeated or schema.sticky:
+            source = "_incoming"
+            _materialise(con, schema, data, bool(repeated))
+        match = " and ".join(f"t.{k} = i.{k}" for k in schema.key)
+        if schema.sticky:
+            keep = ", ".join(f"{c} = coalesce(i.{c}, t.{c})" for c in schema.sticky)
+            con.execute(
+                f"update _incoming as i set {keep} from {schema.qualified} as t where {match}"
+            )
+        replaced = con.execute(
+            f"delete from {schema.qualified} as t using {source} as i where {match}"
+        ).fetchone()[0]
+        n = con.execute(
+            f"insert into {schema.qualified} ({cols}) select {cols} from {source}"
+        ).fetchone()[0]
+        if source == "_incoming":
+            con.execute("drop table _incoming")
     finally:
         con.unregister(view)
-    match = " and ".join(f"t.{k} = i.{k}" for k in schema.key)
-    if schema.sticky:
-        keep = ", ".join(f"{c} = coalesce(i.{c}, t.{c})" for c in schema.sticky)
-        con.execute(f"update _incoming as i set {keep} from {schema.qualified} as t where {match}")
-    replaced = con.execute(
-        f"delete from {schema.qualified} as t using _incoming as i where {match}"
-    ).fetchone()[0]
-    con.execute(f"insert into {schema.qualified} ({cols}) select {cols} from _incoming")
-    n = con.execute("select count(*) from _incoming").fetchone()[0]
-    con.execute("drop table _incoming")
     # one row per batch and table, loaded_at set on every load (a rerun shows when it was
     # loaded again); delete-then-insert rather than `insert or replace`, which needs a primary
     # key (DuckLake has none)
@@ -522,6 +555,31 @@ def _replace_keys(
         [batch_id, schema.table, n, replaced],
     )
     return n
+
+
+def _materialise(
+    con: duckdb.DuckDBPyConnection, schema: RecordSchema, data: pa.Table, repeated: bool
+) -> None:
+    """The batch as temp table ``_incoming``, with one row per natural key: the last one in
+    the connector's order (numbered here, as a scan's order is not guaranteed)."""
+    import pyarrow as pa
+
+    cols = ", ".join(schema.names)
+    if not repeated:
+        con.register("_numbered", data)
+        dedupe = ""
+    else:
+        con.register(
+            "_numbered", data.append_column("_pos", pa.array(range(data.num_rows), pa.int64()))
+        )
+        key = ", ".join(schema.key)
+        dedupe = f"qualify row_number() over (partition by {key} order by _pos desc) = 1"
+    try:
+        con.execute(
+            f"create or replace temp table _incoming as select {cols} from _numbered {dedupe}"
+        )
+    finally:
+        con.unregister("_numbered")
 
 
 def commit_message(con: duckdb.DuckDBPyConnection, message: str) -> None:

@@ -185,6 +185,12 @@ CASES = [
         "expect_column_values_to_be_between",
         0,
     ),
+    (  # beyond pandas' nanosecond range: still a row failing the range, not a crash
+        "account_snapshots",
+        _set("account_snapshots", 0, observed_at=dt.datetime(2999, 1, 1)),
+        "expect_column_values_to_be_between",
+        0,
+    ),
     (
         "account_snapshots",
         _set("account_snapshots", 1, observed_at=dt.datetime(2003, 12, 31)),

@@ -113,8 +113,16 @@ def test_fetch_errors_are_replaced_per_batch(tmp_path):
 
 def test_ddl_comes_from_the_record_schema():
     ddl = raw_ddl(records.THREAD_REPLIES)
-    assert "primary key (platform, reply_id, observed_at)" in ddl
     assert "author_is_company BOOLEAN not null" in ddl
+    # no primary-key index: the load keeps the natural key (an index cost more than the load)
+    assert "primary key" not in ddl
+
+
+def primary_keys(con):
+    return con.execute(
+        "select table_name from duckdb_constraints() "
+        "where schema_name = 'raw' and constraint_type = 'PRIMARY KEY'"
+    ).fetchall()
 
 
 def test_a_warehouse_from_another_schema_version_is_refused_with_a_clear_error(tmp_path):
@@ -185,6 +193,13 @@ def test_account_snapshots_of_an_older_warehouse_are_migrated_in_place(tmp_path)
         got = con.execute(
             "select platform, followers, posts_since from raw.account_snapshots order by 1"
         ).fetchall()
+        # the old table's primary key is gone (rebuilt without it), its row kept
+        assert primary_keys(con) == []
+        # and a rerun of the batch still replaces, never duplicates
+        load_batch(
+            con, "feed", {"account_snapshots": records.to_arrow(records.ACCOUNT_SNAPSHOTS, [feed])}
+        )
+        assert table_counts(con)["account_snapshots"] == 2
     assert got == [
         ("rss", None, D1.replace(tzinfo=None) - dt.timedelta(days=35)),
         ("sample", 5, None),
