@@ -232,12 +232,14 @@ def validate_batch(
     source = ctx.data_sources.add_pandas(name="socialpulse")
     # every raw suite, so that the site always holds a page for each (the index drops pages
     # of suites missing from the context), even when the batch has no rows for a table
-    suites = {}
-    for table, schema in RAW_SCHEMAS.items():
-        suite = ctx.suites.add(gx.ExpectationSuite(name=f"raw.{table}"))
-        for exp in expectations_for(schema, now):
-            suite.add_expectation(exp)
-        suites[table] = suite
+    # (each suite is stored once, with all its expectations: adding them one by one
+    # serialised the suite again for every expectation)
+    suites = {
+        table: ctx.suites.add(
+            gx.ExpectationSuite(name=f"raw.{table}", expectations=expectations_for(schema, now))
+        )
+        for table, schema in RAW_SCHEMAS.items()
+    }
     # the run: one per call; its name is the batch, its time makes every result file unique
     run_id = RunIdentifier(run_name=safe_name(batch_id), run_time=dt.datetime.now(dt.UTC))
     report = ValidationReport(batch_id, True, {}, [], {})
@@ -253,11 +255,23 @@ def validate_batch(
         definition = ctx.validation_definitions.add(
             gx.ValidationDefinition(name=f"raw.{table}", data=batch_def, suite=suites[table])
         )
-        result = definition.run(
-            batch_parameters={"dataframe": frame},
-            result_format={"result_format": "COMPLETE", "partial_unexpected_count": SHOW_ROWS},
-            run_id=run_id,
-        )
+
+        def run(result_format: str, definition: Any = definition, frame: Any = frame) -> Any:
+            return definition.run(
+                batch_parameters={"dataframe": frame},
+                result_format={
+                    "result_format": result_format,
+                    "partial_unexpected_count": SHOW_ROWS,
+                },
+                run_id=run_id,
+            )
+
+        # BASIC counts the unexpected values; the rows' indexes (COMPLETE: every column of
+        # the frame filtered per expectation, a third of the gate's time) only where a table
+        # fails, whose second result replaces the first (same suite, run and batch)
+        result = run("BASIC")
+        if not result.success:
+            result = run("COMPLETE")
         stored += _result_keys(ctx, result.suite_name, run_id)
         report.results[table] = result.to_json_dict()
         for r in result.results:
