@@ -24,13 +24,13 @@ $(VENV)/.created:
 
 # the run-time environment, exactly as locked in requirements.txt
 $(VENV)/.installed: $(VENV)/.created requirements.txt pyproject.toml
-	$(UV) pip install --quiet --python $(PY) -r requirements.txt
+	$(UV) pip install --quiet --compile-bytecode --python $(PY) -r requirements.txt
 	$(UV) pip install --quiet --python $(PY) --no-deps -e .
 	touch $@
 
 # plus the test and lint tools of requirements-dev.txt
 $(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
-	$(UV) pip install --quiet --python $(PY) -r requirements-dev.txt
+	$(UV) pip install --quiet --compile-bytecode --python $(PY) -r requirements-dev.txt
 	touch $@
 
 run: $(VENV)/.installed ## run the whole pipeline once on the configured companies (sample by default; HISTORY_DAYS=N)
@@ -67,8 +67,8 @@ lock: $(VENV)/.created ## recompile requirements*.txt from requirements*.in
 docs: $(VENV)/.installed ## regenerate docs/data-dictionary.md from the SQL headers and record schemas
 	$(PY) -m socialpulse.dictionary
 
-bench: $(VENV)/.installed ## speed and memory of each stage, as ratios to a same-run baseline
-	$(PY) benchmarks/bench_pipeline.py
+bench: $(VENV)/.installed-dev ## every stage at 1x/4x/16x as ratios to a same-run baseline (SIZE=quick: ~2 min); writes docs/benchmarks.md
+	$(PY) benchmarks/bench_pipeline.py --size $(or $(SIZE),full)
 
 clean: ## remove the venv, the local Airflow home and generated data
 	rm -rf $(VENV) .airflow test-artifacts

@@ -164,7 +164,9 @@ def parse_model(path: Path, layer: str) -> Model:
 
 def _parse_header(path: Path, text: str) -> dict[str, Any]:
     try:
-        doc = yaml.safe_load(text)
+        # libyaml's safe loader where PyYAML has it: the models DAG parses every header at
+        # parse time, and the pure-Python loader was a fifth of that (docs/benchmarks.md)
+        doc = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506
     except yaml.YAMLError as exc:
         raise ModelError(f"{path}: invalid header: not valid YAML: {exc}") from exc
     if not isinstance(doc, dict):
