@@ -94,7 +94,10 @@ post_periods as (
             and posts.created_at < periods.end_at
 ),
 
-counts_at_or_before_end as (
+counts_at_end as (
+    -- the latest observation at or before the period end, else the earliest after it:
+    -- one hash join and aggregate (a post has at most one observation per fetch within its
+    -- lookback), four times cheaper than two as-of joins (docs/benchmarks.md)
     select
         post_periods.company_id,
         post_periods.platform,
@@ -103,52 +106,52 @@ counts_at_or_before_end as (
         post_periods.created_at,
         post_periods.period_type,
         post_periods.period_start,
-        post_periods.end_at,
-        observations.observed_at,
-        observations.likes,
-        observations.replies,
-        observations.reposts,
-        observations.quotes
+        arg_min(
+            {
+                'observed_at': observations.observed_at,
+                'likes': observations.likes,
+                'replies': observations.replies,
+                'reposts': observations.reposts,
+                'quotes': observations.quotes
+            },
+            (
+                observations.observed_at > post_periods.end_at,
+                case
+                    when observations.observed_at <= post_periods.end_at
+                        then -epoch_us(observations.observed_at)
+                    else epoch_us(observations.observed_at)
+                end
+            )
+        ) as counts
     from post_periods
-    asof left join observations
+    inner join observations
         on
             post_periods.platform = observations.platform
             and post_periods.post_id = observations.post_id
-            and post_periods.end_at >= observations.observed_at
-),
-
-counts_at_end as (
-    select
-        counts_at_or_before_end.company_id,
-        counts_at_or_before_end.platform,
-        counts_at_or_before_end.post_id,
-        counts_at_or_before_end.account_id,
-        counts_at_or_before_end.created_at,
-        counts_at_or_before_end.period_type,
-        counts_at_or_before_end.period_start,
-        coalesce(
-            counts_at_or_before_end.observed_at, observations.observed_at
-        ) as counts_observed_at,
-        -- likes may be null (hidden): take them from the observation the counts come from
-        case
-            when counts_at_or_before_end.observed_at is not null
-                then counts_at_or_before_end.likes
-            else observations.likes
-        end as likes,
-        coalesce(counts_at_or_before_end.replies, observations.replies) as replies,
-        coalesce(counts_at_or_before_end.reposts, observations.reposts) as reposts,
-        coalesce(counts_at_or_before_end.quotes, observations.quotes) as quotes
-    from counts_at_or_before_end
-    asof left join observations
-        on
-            counts_at_or_before_end.platform = observations.platform
-            and counts_at_or_before_end.post_id = observations.post_id
-            and counts_at_or_before_end.end_at < observations.observed_at
+    group by
+        post_periods.company_id,
+        post_periods.platform,
+        post_periods.post_id,
+        post_periods.account_id,
+        post_periods.created_at,
+        post_periods.period_type,
+        post_periods.period_start
 ),
 
 followers_at_or_before_post as (
     select
-        counts_at_end.*,
+        counts_at_end.company_id,
+        counts_at_end.platform,
+        counts_at_end.post_id,
+        counts_at_end.account_id,
+        counts_at_end.created_at,
+        counts_at_end.period_type,
+        counts_at_end.period_start,
+        counts_at_end.counts.observed_at as counts_observed_at,
+        counts_at_end.counts.likes,
+        counts_at_end.counts.replies,
+        counts_at_end.counts.reposts,
+        counts_at_end.counts.quotes,
         snapshots.followers
     from counts_at_end
     asof left join snapshots
