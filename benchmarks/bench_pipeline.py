@@ -51,13 +51,15 @@ ONCE = {
     "quick": ("fetch", "fetch_nolimit", "parse"),
     "full": ("fetch", "fetch_nolimit", "parse", "plan", "e2e"),
 }
+#: the DuckLake warehouse (PostgreSQL catalog) beside the file, at the first size of a full run
+LAKE = ("load_lake", "models_lake")
 MEMORY_LIMIT_MB = 2048
 DOCS = ROOT / "docs" / "benchmarks.md"
 CHART = ROOT / "docs" / "benchmarks.svg"
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 
 
-def run_stage(stage: str, size: str, folder: Path) -> dict[str, Any]:
+def run_stage(stage: str, size: str, folder: Path, required: bool = True) -> dict[str, Any]:
     # the stage's data folder is the temporary one: GX results, Data Docs and quarantine of
     # the benchmark never reach the project's data/ (nor the UI page that shows them)
     print(f"  {stage} ({size}) ...", end="", flush=True, file=sys.stderr)
@@ -73,6 +75,9 @@ def run_stage(stage: str, size: str, folder: Path) -> dict[str, Any]:
         },
     )
     if proc.returncode != 0:
+        if not required:
+            print(" skipped", file=sys.stderr)
+            return {"skipped": proc.stderr.strip().splitlines()[-1] if proc.stderr else "failed"}
         raise SystemExit(f"\nstage {stage} ({size}) failed:\n{proc.stderr[-3000:]}")
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     print(f" {result['seconds']:.1f} s", file=sys.stderr)
@@ -111,6 +116,13 @@ def table_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
         )
 
     for size, s in results["sizes"].items():
+        _size_rows(add, size, s)
+    _once_rows(add, results["once"])
+    return out
+
+
+def _size_rows(add: Any, size: str, s: dict[str, Any]) -> None:
+    if "generate" in s:
         add("generate", size, s["generate"], None, "", None)
         if "append" in s:
             add("append (baseline)", size, s["append"], None, "", None)
@@ -122,6 +134,9 @@ def table_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
             reload = {"seconds": load["reload_seconds"], "rows": load["last_batch_rows"]}
             ok = load["reload_vs_first"] <= 1.5
             add("reload", size, reload, load["reload_vs_first"], "<= 1.5 x first load", ok)
+            if "daily_seconds" in load:
+                daily = {"seconds": load["daily_seconds"], "rows": load["daily_rows"]}
+                add("load, next day", size, daily, None, "", None)
         if "validate" in s and "load" in s:
             ratio = s["validate"]["seconds"] / s["load"]["seconds"]
             add("validate", size, s["validate"], ratio, "<= 1.0 x load", ratio <= 1.0)
@@ -130,7 +145,16 @@ def table_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
             ratio = mod["seconds"] / mod["scan_seconds"]
             mem_ok = mod["max_rss_mb"] < MEMORY_LIMIT_MB
             add("models", size, mod, ratio, "<= 10 x scan; < 2 GiB", ratio <= 10 and mem_ok)
-    once = results["once"]
+    lake_load, lake_models = s.get("load_lake", {}), s.get("models_lake", {})
+    if "seconds" in lake_load and "load" in s:
+        ratio = lake_load["seconds"] / s["load"]["seconds"]
+        add("load, DuckLake", size, lake_load, ratio, "(x the file's load)", None)
+    if "seconds" in lake_models and "models" in s:
+        ratio = lake_models["seconds"] / s["models"]["seconds"]
+        add("models, DuckLake", size, lake_models, ratio, "(x the file's models)", None)
+
+
+def _once_rows(add: Any, once: dict[str, Any]) -> None:
     if "fetch" in once:
         f = once["fetch"]
         ok = f["used"] >= 0.9 and f["http_429"] == 0
@@ -153,7 +177,6 @@ def table_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
         e = once["e2e"]
         size = f"{e['companies']:,} companies"
         add("end to end", size, e, e["overhead_ratio"], "< 600 s", e["seconds"] < 600)
-    return out
 
 
 def fmt(value: float | None, spec: str) -> str:
@@ -238,6 +261,11 @@ def run(size_name: str, only: set[str] | None) -> dict[str, Any]:
                 if only is None or stage in only or stage == "generate"
             }
             results["sizes"][size.name]["companies"] = size.companies
+            if size_name == "full" and size == SIZES["full"][0]:
+                for stage in LAKE:
+                    if only is None or stage in only:
+                        done = run_stage(stage, size.name, folder, required=False)
+                        results["sizes"][size.name][stage] = done
             shutil.rmtree(folder, ignore_errors=True)  # 16x is a few GB
         first = SIZES[size_name][0].name
         for stage in ONCE[size_name]:
@@ -253,6 +281,13 @@ def main() -> int:
     parser.add_argument("--only", help="comma-separated stages (generate always runs)")
     parser.add_argument("--out", type=Path, default=ROOT / "data" / "bench.json")
     parser.add_argument(
+        "--merge",
+        type=Path,
+        nargs="*",
+        default=[],
+        help="earlier results (JSON) whose stages this run did not measure are added",
+    )
+    parser.add_argument(
         "--docs",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -261,13 +296,20 @@ def main() -> int:
     args = parser.parse_args()
     only = set(args.only.split(",")) if args.only else None
     results = run(args.size, only)
+    for earlier in map(json.loads, (p.read_text() for p in args.merge)):
+        for size, stages in earlier["sizes"].items():
+            results["sizes"].setdefault(size, {}).update(
+                {k: v for k, v in stages.items() if k not in results["sizes"].get(size, {})}
+            )
+        results["once"] = {**earlier["once"], **results["once"]}
     results["table"] = table_rows(results)
     print()
     print(render_table(results["table"]))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))
     print(f"\nwritten to {args.out}")
-    if args.docs or (args.docs is None and args.size == "full" and only is None):
+    complete = only is None or bool(args.merge)
+    if args.docs or (args.docs is None and args.size == "full" and complete):
         import report_docs
 
         report_docs.write(results, DOCS, CHART)

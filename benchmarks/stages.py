@@ -172,9 +172,28 @@ def generate(size: Size, folder: Path) -> dict[str, Any]:
     }
 
 
+def next_day(tables: dict[str, pa.Table]) -> dict[str, pa.Table]:
+    """A daily run's batch: the batch's last observation day, one day later (new keys)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    out = {}
+    for name, table in tables.items():
+        if name == "probes":
+            continue  # keyed on probe_id alone: a day later would replace, not add
+        last = pc.max(table["observed_at"])
+        day = table.filter(pc.equal(table["observed_at"], last))
+        later = pc.add(day["observed_at"], pa.scalar(dt.timedelta(days=1), pa.duration("us")))
+        index = day.schema.get_field_index("observed_at")
+        out[name] = day.set_column(index, "observed_at", later.cast(pa.timestamp("us")))
+    return out
+
+
 def load(size: Size, folder: Path) -> dict[str, Any]:
     """Every batch loaded into an empty warehouse (the registry's tables first), then the
-    last batch again: the rerun of a load, idempotent (its rows replace themselves)."""
+    last batch again: the rerun of a load, idempotent (its rows replace themselves); then
+    one daily run's batch of the first batch's companies (a day the warehouse has not seen).
+    """
     from socialpulse import warehouse
 
     seconds = []
@@ -190,6 +209,13 @@ def load(size: Size, folder: Path) -> dict[str, Any]:
         replaced = con.execute(
             "select sum(rows_replaced) from ops.load_log where batch_id = ?", [path.name]
         ).fetchone()[0]
+        daily = next_day(read_tables(batch_folders(folder)[0]))
+        daily_secs, _ = timed(lambda: warehouse.load_batch(con, "next-day", daily))
+        con.execute("delete from ops.load_log where batch_id = 'next-day'")
+        for name in daily:  # the models' stage reads the warehouse the batches made
+            con.execute(
+                f"delete from raw.{name} where observed_at > ?", [SAMPLE_END.replace(tzinfo=None)]
+            )
     return {
         "seconds": sum(seconds),
         "rows": rows,
@@ -198,6 +224,8 @@ def load(size: Size, folder: Path) -> dict[str, Any]:
         "reload_vs_first": again / seconds[-1],
         "reload_rows_replaced": replaced,
         "last_batch_rows": rows_of(tables),
+        "daily_seconds": daily_secs,
+        "daily_rows": rows_of(daily),
     }
 
 
@@ -387,6 +415,20 @@ def e2e(size: Size, folder: Path) -> dict[str, Any]:
     return run_e2e(E2E_COMPANIES if size.name != "quick" else TILE, folder)
 
 
+def load_lake(size: Size, folder: Path) -> dict[str, Any]:
+    """``load`` on a DuckLake warehouse (its catalog in a PostgreSQL started for the stage)."""
+    from lake_bench import load_lake as run
+
+    return run(size, folder)
+
+
+def models_lake(size: Size, folder: Path) -> dict[str, Any]:
+    """``models`` on the DuckLake warehouse ``load_lake`` left in the folder."""
+    from lake_bench import models_lake as run
+
+    return run(size, folder)
+
+
 STAGES: dict[str, Callable[[Size, Path], dict[str, Any]]] = {
     "generate": generate,
     "load": load,
@@ -399,6 +441,8 @@ STAGES: dict[str, Callable[[Size, Path], dict[str, Any]]] = {
     "fetch_nolimit": fetch_nolimit,
     "parse": parse,
     "e2e": e2e,
+    "load_lake": load_lake,
+    "models_lake": models_lake,
 }
 
 
