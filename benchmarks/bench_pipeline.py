@@ -252,6 +252,7 @@ def run(size_name: str, only: set[str] | None) -> dict[str, Any]:
         "once": {},
     }
     with tempfile.TemporaryDirectory(prefix="socialpulse-bench-") as tmp:
+        os.chmod(tmp, 0o755)  # the DuckLake stages' PostgreSQL runs as an unprivileged user
         for size in SIZES[size_name]:
             folder = Path(tmp) / size.name
             print(f"{size.name}: {size.companies:,} companies x {size.days} days", file=sys.stderr)

@@ -38,7 +38,9 @@ def test_every_stage_ran_and_the_table_was_printed(quick):
     }  # fmt: skip
     assert set(results["once"]) == {"fetch", "fetch_nolimit", "parse"}
     stages = [r["stage"] for r in results["table"]]
-    assert stages[:6] == ["generate", "append (baseline)", "load", "reload", "validate", "models"]
+    assert stages[:7] == [
+        "generate", "append (baseline)", "load", "reload", "load, next day", "validate", "models",
+    ]  # fmt: skip
     for stage in ("load", "reload", "validate", "models", "fetch", "parse (worst file)"):
         assert f"\n{stage} " in stdout
 
@@ -52,6 +54,9 @@ def test_each_stage_saw_the_rows_generate_made(quick):
     # the reload replaced every row of the batch (idempotent), duplicating none
     assert s["load"]["reload_rows_replaced"] == s["load"]["last_batch_rows"] == rows
     assert s["models"]["rows"] == s["generate"]["table_rows"]["post_observations"]
+    # the next day's batch (one day of the batch's companies, probes aside) was taken out
+    # again before the models ran
+    assert 0 < s["load"]["daily_rows"] < rows
     assert s["models"]["raw_rows"] == rows
 
 
