@@ -852,7 +852,7 @@ def direct(registry: Path, data: Path, start: dt.datetime, end: dt.datetime) -> 
         from socialpulse import alerts, models, pipeline, platforms, report, validation  # noqa: F401
 
     timed("imports", imports)
-    from socialpulse import pipeline
+    from socialpulse import pipeline, validation
     from socialpulse.alerts import send_new_alerts
     from socialpulse.models import SOURCE_LAYER, discover
     from socialpulse.platforms import IMPLEMENTATIONS
@@ -869,6 +869,7 @@ def direct(registry: Path, data: Path, start: dt.datetime, end: dt.datetime) -> 
     summary = timed("record_run", pipeline.record_run, run_id)
     counts = timed("publish_raw", pipeline.raw_table_counts)
     timed("check_run", pipeline.check_run, summary)
+    timed("data_docs", validation.build_docs)
     timed("cleanup_staging", pipeline.cleanup_staging, run_id)
     # the models DAG
     timed("snapshot", pipeline.build_source_snapshot)

@@ -287,27 +287,35 @@ def load_rowwise(size: Size, folder: Path) -> dict[str, Any]:
 
 
 def validate(size: Size, folder: Path) -> dict[str, Any]:
-    """The Great Expectations gate on every batch. Importing GX (seconds, once per task
-    process) is timed apart: it is not the gate's cost per row."""
+    """The Great Expectations gate on every batch, then the Data Docs of them all, as the
+    ingest DAG does (validate tasks store results; one data_docs task renders them).
+    Importing GX (seconds, once per task process) is timed apart: it is not the gate's cost
+    per row."""
     import_secs, _ = timed(lambda: __import__("great_expectations"))
 
-    from socialpulse.validation import validate_batch
+    from socialpulse.validation import build_docs, validate_batch
 
     seconds = []
     rows = 0
     for path in batch_folders(folder):
         tables = read_tables(path)
         secs, report = timed(
-            lambda t=tables, p=path: validate_batch(p.name, t, quarantine_dir=folder / "q")
+            lambda t=tables, p=path: validate_batch(
+                p.name, t, quarantine_dir=folder / "q", docs=False
+            )
         )
         if not report.success:
             raise SystemExit(f"batch {path.name} failed validation: {report.failures[:3]}")
         seconds.append(secs)
         rows += rows_of(tables)
+    docs_secs, docs = timed(build_docs)
+    if not docs["docs"]:
+        raise SystemExit("the GX Data Docs could not be built (see the log)")
     return {
-        "seconds": sum(seconds),
+        "seconds": sum(seconds) + docs_secs,
         "rows": rows,
         "batch_seconds": seconds,
+        "docs_seconds": docs_secs,
         "import_seconds": import_secs,
     }
 

@@ -16,6 +16,8 @@ batch with Great Expectations and loads it into the DuckDB warehouse (`SOCIALPUL
   -> `load` (one transaction, delete-then-insert on the natural key: reruns never duplicate).
 * `record_run` runs after every batch, whatever happened to it: each batch's outcome and
   every account's errors and warnings go to `ops.fetch_errors`.
+* `data_docs` renders the run's validation results (passed or failed) into the GX Data Docs
+  site, once for all batches.
 * `publish_raw` tells the models DAG the raw tables changed when at least one batch loaded
   (row counts attached as asset metadata).
 * `all_batches_loaded` fails the run naming every account and batch that failed, so a
@@ -125,6 +127,14 @@ def batches_of(source: str):
     return process
 
 
+@task(trigger_rule="all_done")
+def data_docs() -> dict:
+    """Render the GX Data Docs of this run's validations (one rebuild, not per batch)."""
+    from socialpulse.validation import build_docs
+
+    return build_docs()
+
+
 @dag(
     dag_id="socialpulse_ingest",
     schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
@@ -223,6 +233,7 @@ def socialpulse_ingest():
         loaded >> recorded
     published = publish_raw(recorded)
     [recorded, published] >> cleanup_staging()
+    recorded >> data_docs()
     # a leaf of its own: when it fails (or is upstream_failed) the whole run is failed
     all_batches_loaded(recorded)
 

@@ -417,15 +417,17 @@ def validate_staged(staged: dict[str, Any], now: dt.datetime | None = None) -> d
     label = batch_label(staged["platform"], staged["batch_no"])
     tables = _read_staged(staged)
     try:
-        report = validate_batch(staged["batch_id"], tables, now=now, quarantine=False)
+        # the results are stored; the run's data_docs task renders them (build_docs)
+        report = validate_batch(staged["batch_id"], tables, now=now, quarantine=False, docs=False)
         errors = list(staged["errors"])
         if not report.success:
             bad, good = split_by_company(report, tables)
             if not bad or not any(t.num_rows for t in good.values()):
-                validate_batch(staged["batch_id"], tables, now=now)  # raises, quarantines all
+                # raises, quarantines all
+                validate_batch(staged["batch_id"], tables, now=now, docs=False)
             quarantined = _quarantine_companies(staged, report, tables, bad)
             errors += quarantined
-            report = validate_batch(f"{staged['batch_id']}-accepted", good, now=now)
+            report = validate_batch(f"{staged['batch_id']}-accepted", good, now=now, docs=False)
             paths, _ = _stage(Path(staged["folder"]) / "accepted", good)
             staged = {**staged, "paths": paths, "errors": errors}
     except BatchRejected as exc:

@@ -9,7 +9,9 @@ stored as JSON under ``<data_dir>/gx/validations`` (one file per suite and run, 
 overwritten) and rendered into the static site ``<data_dir>/gx_docs`` (``index.html``, one
 page per suite and run under ``validations/``, one page per suite under ``expectations/``),
 which the socialpulse page in the Airflow UI serves. Several validate tasks may run at once:
-the result files are unique per run, and the site is updated under an exclusive file lock.
+the result files are unique per run. The ingest DAG's validate tasks only store their
+results, and its ``data_docs`` task renders them all at once (:func:`build_docs`): one
+rebuild of the site per run, not per batch; the site is updated under an exclusive file lock.
 Results and pages of runs older than ``SOCIALPULSE_GX_RETENTION_DAYS`` (90) are deleted when
 the site is updated, so the folder and the index build stay bounded. GX's pages load their CSS,
 JS and fonts from CDNs; :func:`localise_docs` points them at a copy in the site itself
@@ -35,7 +37,7 @@ from socialpulse.config import safe_name, settings
 from socialpulse.records import EARLIEST_TIMESTAMP, RAW_SCHEMAS, RecordSchema
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
     import pyarrow as pa
 
@@ -215,20 +217,24 @@ def validate_batch(
     now: dt.datetime | None = None,
     quarantine_dir: Path | None = None,
     quarantine: bool = True,
+    docs: bool = True,
 ) -> ValidationReport:
     """Validate every table of a batch; quarantine and raise :class:`BatchRejected` on failure.
 
     With ``quarantine=False`` a failing batch is only reported (``report.success`` False,
     its failures naming rows and companies), for the caller to split by company.
-    Pass or fail, the results are added to the GX Data Docs site (``Settings.gx_docs_dir``).
+    Pass or fail, the results are stored and added to the GX Data Docs site
+    (``Settings.gx_docs_dir``); with ``docs=False`` only stored, for :func:`build_docs` to
+    render once for many batches (the ingest DAG's ``data_docs`` task: one rebuild of the
+    site per run instead of one per batch, each under the site's lock).
     """
     import great_expectations as gx
     from great_expectations.core.run_identifier import RunIdentifier
 
     now = now or dt.datetime.now(dt.UTC)
     config = settings()
-    docs, results = config.gx_docs_dir, config.gx_results_dir
-    ctx = _context(docs, results)
+    site, results = config.gx_docs_dir, config.gx_results_dir
+    ctx = _context(site, results)
     source = ctx.data_sources.add_pandas(name="socialpulse")
     # every raw suite, so that the site always holds a page for each (the index drops pages
     # of suites missing from the context), even when the batch has no rows for a table
@@ -279,7 +285,9 @@ def validate_batch(
                 continue
             report.success = False
             report.failures.append(_failure(schema, frame, r))
-    report.docs_dir = _build_docs(ctx, docs, stored, results, config.gx_retention_days)
+    report.docs_dir = (
+        _build_docs(ctx, site, stored, results, config.gx_retention_days) if docs else site
+    )
     if not report.success and quarantine:
         where = quarantine_batch(report, tables, quarantine_dir)
         raise BatchRejected(batch_id, report.failures, where, report.docs_dir)
@@ -337,16 +345,61 @@ def _result_keys(ctx: Any, suite_name: str, run_id: Any) -> list[Any]:
     return [ValidationResultIdentifier.from_tuple(k) for k in backend.list_keys(prefix)]
 
 
+def build_docs(now: dt.datetime | None = None) -> dict[str, Any]:
+    """Render every stored result that has no Data Docs page yet, the suite pages and the
+    index, in one pass (the ingest DAG's ``data_docs`` task, after its batches' validations).
+
+    A result's page is ``<docs>/validations/<its path under the results store>.html``, so a
+    result whose page is missing (this run's, or an earlier run's whose rendering failed) is
+    found from the files alone. Never fails: a site that cannot be built is logged, and
+    ``{"docs": None}`` returned.
+    """
+    import great_expectations as gx
+    from great_expectations.data_context.types.resource_identifiers import (
+        ValidationResultIdentifier,
+    )
+
+    now = now or dt.datetime.now(dt.UTC)
+    config = settings()
+    site, results = config.gx_docs_dir, config.gx_results_dir
+    ctx = _context(site, results)
+    for table, schema in RAW_SCHEMAS.items():
+        ctx.suites.add(
+            gx.ExpectationSuite(name=f"raw.{table}", expectations=expectations_for(schema, now))
+        )
+    backend = ctx.validation_results_store.store_backend
+    keys: list[Any] = []
+
+    def unrendered() -> list[Any]:
+        """The results without a page, listed under the lock, after the pruning."""
+        keys[:] = [
+            ValidationResultIdentifier.from_tuple(key)
+            for key in backend.list_keys()
+            if key != backend.STORE_BACKEND_ID_KEY
+            and not (site / "validations" / Path(*key[:-1]) / f"{key[-1]}.html").is_file()
+        ]
+        return keys
+
+    built = _build_docs(ctx, site, unrendered, results, config.gx_retention_days)
+    log.info("GX Data Docs: %d new result page(s) in %s", len(keys), built)
+    return {"docs": str(built) if built else None, "pages": len(keys)}
+
+
 def _build_docs(
-    ctx: Any, docs: Path, stored: list[Any], results: Path, keep_days: int
+    ctx: Any,
+    docs: Path,
+    stored: list[Any] | Callable[[], list[Any]],
+    results: Path,
+    keep_days: int,
 ) -> Path | None:
     """Render this run's result pages, the suite pages and the index; never fails the batch.
 
-    Only this run's results are rendered (the pages of earlier runs stay as they are); the
-    index lists the newest :data:`DOCS_INDEX_LIMIT` results of every run so far. Runs older
-    than ``keep_days`` are pruned first (:func:`prune_results`). An exclusive lock on
-    ``gx_docs.lock`` serialises concurrent validate tasks: the index is rewritten whole, and
-    the index builder removes pages whose result it does not find.
+    Only the ``stored`` results are rendered (a callable is called under the lock, after the
+    pruning); the pages of earlier runs stay as they are; the index lists the newest
+    :data:`DOCS_INDEX_LIMIT` results of every run so far. Runs older than ``keep_days`` are
+    pruned first (:func:`prune_results`). An exclusive lock on ``gx_docs.lock`` serialises
+    concurrent builders: the index is rewritten whole, and the index builder removes pages
+    whose result it does not find.
     """
     import fcntl
 
@@ -361,6 +414,8 @@ def _build_docs(
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
                 prune_results(results, docs, keep_days)
+                if callable(stored):
+                    stored = stored()
                 ctx.build_data_docs(site_names=[DOCS_SITE], resource_identifiers=suites + stored)
                 try:
                     localise_docs(docs)

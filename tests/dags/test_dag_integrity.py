@@ -123,6 +123,9 @@ def test_the_final_check_fails_the_run_even_when_everything_before_it_failed(dag
     )
     check = ingest.get_task("all_batches_loaded")
     assert check.upstream_task_ids == {"record_run"} and not check.downstream_task_ids
+    # the Data Docs of every batch's validation, passed or failed, once per run
+    docs = ingest.get_task("data_docs")
+    assert docs.trigger_rule == "all_done" and docs.upstream_task_ids == {"record_run"}
 
 
 def test_models_dag_has_one_task_per_sql_model_wired_from_the_sql(dagbag):

@@ -128,6 +128,14 @@ def test_a_bad_batch_is_quarantined_while_the_other_platform_loads(
     assert tis[("record_run", -1)] == "success"
     assert tis[("all_batches_loaded", -1)] == "failed"
     assert tis[("publish_raw", -1)] == "success"
+    # the run's Data Docs, rendered once after the batches: the failed batch has its pages
+    assert tis[("data_docs", -1)] == "success"
+    docs = tmp_path / "data" / "gx_docs"
+    failed_pages = list((docs / "validations" / "raw").glob("post_observations/mastodon-*/*/*"))
+    # two results: the gate's, then the one quarantining the whole batch (no company to keep)
+    assert len(failed_pages) == 2
+    assert all("Failed" in page.read_text(encoding="utf-8") for page in failed_pages)
+    assert "mastodon-" in (docs / "index.html").read_text(encoding="utf-8")
 
     warehouse = tmp_path / "data" / "warehouse.duckdb"
     counts = raw_counts(warehouse)

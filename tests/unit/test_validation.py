@@ -11,6 +11,7 @@ import pytest
 from socialpulse import records, validation
 from socialpulse.validation import (
     BatchRejected,
+    build_docs,
     expectations_for,
     localise_docs,
     prune_results,
@@ -382,6 +383,41 @@ def test_data_docs_are_built_for_a_passing_and_a_failing_batch(data_dir):
     assert "docs-good" in index and "docs-bad" in index
     for table in good:
         assert f"validations/raw/{table}/docs-bad/" in index
+
+
+def test_deferred_docs_are_rendered_once_for_every_batch_of_a_run(data_dir):
+    """The ingest DAG's validate tasks only store results; data_docs renders them all."""
+    docs = data_dir / "gx_docs"
+    one = batch(good_rows(), only="probes")
+    validate_batch("b000", one, now=NOW, docs=False)
+    rows = good_rows()
+    rows["probes"][0]["quality"] = 7
+    report = validate_batch(
+        "b001", batch(rows, only="probes"), now=NOW, quarantine=False, docs=False
+    )
+    assert not report.success
+    assert report.docs_dir == docs  # where its page will be
+    assert not docs.exists()  # nothing rendered yet
+
+    assert build_docs() == {"docs": str(docs), "pages": 2}
+    [passed] = _result_pages(docs, "b000")["probes"]
+    [failed] = _result_pages(docs, "b001")["probes"]
+    assert _status(passed.read_text(encoding="utf-8")) == "Succeeded"
+    assert _status(failed.read_text(encoding="utf-8")) == "Failed"
+    index = (docs / "index.html").read_text(encoding="utf-8")
+    assert "b000" in index and "b001" in index
+    assert {p.stem for p in (docs / "expectations" / "raw").glob("*.html")} == set(
+        records.RAW_SCHEMAS
+    )
+    _check_offline_site(docs)
+
+    # the next run renders only its own results; the earlier pages stay as they were
+    before = passed.stat().st_mtime_ns
+    assert build_docs()["pages"] == 0
+    validate_batch("b002", one, now=NOW, docs=False)
+    assert build_docs()["pages"] == 1
+    assert passed.stat().st_mtime_ns == before
+    assert len(_result_pages(docs, "b002")["probes"]) == 1
 
 
 def test_a_rerun_of_a_batch_adds_pages_and_keeps_the_earlier_ones(data_dir):
