@@ -10,14 +10,14 @@ RSS) is its own. Machines differ and this one is shared: compare the ratios, not
 | stage | baseline (same run) | target |
 |---|---|---|
 | load | bare DuckDB append of the same Arrow tables (``append``) | >= 0.5 of its rows/s |
-| reload | the first load of the same batch | <= 1.5x |
+| reload (a load task) | the first load of the same batch | <= 1.5x; < 2 GiB |
 | validate | the load of the same batches (GX's import apart) | <= 1.0x |
 | models | one ``group by account`` scan of raw.post_observations | <= 10x; linear growth |
 | fetch | the emulator's rate limit | >= 90 % used, no 429 |
 | fetch, no limit | concurrency / latency | >= 0.8 |
 | parse | an empty DAG file | < 0.5 s per file |
 | end to end | the stages run directly (no Airflow) | < 600 s for 1,000 companies |
-| memory | - | load and models < 2 GiB |
+| memory | - | a load task (``reload``: a process, one batch) and models < 2 GiB |
 
 The full run also writes ``docs/benchmarks.md`` (between its markers: the machine, the
 table, growth, the chart's link) and the chart ``docs/benchmarks.svg``; both runs write
@@ -45,7 +45,7 @@ from stages import SIZES  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 STAGES_SCRIPT = Path(__file__).with_name("stages.py")
 #: stages run at every size, in this order (models read the warehouse load built)
-PER_SIZE = ("generate", "append", "load", "validate", "models")
+PER_SIZE = ("generate", "append", "load", "reload", "validate", "models")
 #: stages run once per run
 ONCE = {
     "quick": ("fetch", "fetch_nolimit", "parse"),
@@ -129,14 +129,17 @@ def _size_rows(add: Any, size: str, s: dict[str, Any]) -> None:
         if "load" in s and "append" in s:
             load = s["load"]
             ratio = rows_per_second(load) / rows_per_second(s["append"])
-            mem_ok = load["max_rss_mb"] < MEMORY_LIMIT_MB
-            add("load", size, load, ratio, ">= 0.5 x append; < 2 GiB", ratio >= 0.5 and mem_ok)
-            reload = {"seconds": load["reload_seconds"], "rows": load["last_batch_rows"]}
-            ok = load["reload_vs_first"] <= 1.5
-            add("reload", size, reload, load["reload_vs_first"], "<= 1.5 x first load", ok)
-            if "daily_seconds" in load:
-                daily = {"seconds": load["daily_seconds"], "rows": load["daily_rows"]}
-                add("load, next day", size, daily, None, "", None)
+            add("load", size, load, ratio, ">= 0.5 x append", ratio >= 0.5)
+        if "reload" in s and "load" in s:
+            # one load task's shape (a process, one batch into the full warehouse): its
+            # peak memory is a load task's
+            reload = s["reload"]
+            ratio = reload["seconds"] / s["load"]["batch_seconds"][-1]
+            mem_ok = reload["max_rss_mb"] < MEMORY_LIMIT_MB
+            target = "<= 1.5 x first load; < 2 GiB"
+            add("reload (a load task)", size, reload, ratio, target, ratio <= 1.5 and mem_ok)
+            daily = {"seconds": reload["daily_seconds"], "rows": reload["daily_rows"]}
+            add("load, next day", size, daily, None, "", None)
         if "validate" in s and "load" in s:
             ratio = s["validate"]["seconds"] / s["load"]["seconds"]
             add("validate", size, s["validate"], ratio, "<= 1.0 x load", ratio <= 1.0)

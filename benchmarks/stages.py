@@ -189,41 +189,63 @@ def next_day(tables: dict[str, pa.Table]) -> dict[str, pa.Table]:
     return out
 
 
+def fresh(database: Path) -> None:
+    """Remove the DuckDB file ``database`` (and its WAL) of an earlier run of the stage."""
+    for path in (database, database.with_name(database.name + ".wal")):
+        path.unlink(missing_ok=True)
+
+
 def load(size: Size, folder: Path) -> dict[str, Any]:
-    """Every batch loaded into an empty warehouse (the registry's tables first), then the
-    last batch again: the rerun of a load, idempotent (its rows replace themselves); then
-    one daily run's batch of the first batch's companies (a day the warehouse has not seen).
-    """
+    """Every batch loaded into an empty warehouse (the registry's tables first), in one
+    process and connection (a backfill's worth of load tasks, without their startup)."""
     from socialpulse import warehouse
 
     seconds = []
     rows = 0
+    fresh(folder / "load.duckdb")
     with warehouse.connect(folder / "load.duckdb") as con:
         warehouse.replace_reference_tables(con, read_tables(folder / "ref"))
         for path in batch_folders(folder):
             tables = read_tables(path)
-            secs, _ = timed(lambda t=tables, p=path: warehouse.load_batch(con, p.name, t))
+            secs, _ = timed(
+                lambda t=tables, p=path: warehouse.load_batch(con, p.name, t, keys_unique=True)
+            )
             seconds.append(secs)
             rows += rows_of(tables)
-        again, _ = timed(lambda: warehouse.load_batch(con, path.name, tables))
+            del tables  # one batch's Arrow tables in memory at a time, as in a load task
+    return {"seconds": sum(seconds), "rows": rows, "batch_seconds": seconds}
+
+
+def reload(size: Size, folder: Path) -> dict[str, Any]:
+    """What one load task does, in a process of its own (its peak memory is a load task's):
+    the last batch loaded again into the full warehouse (the rerun of a load, idempotent:
+    its rows replace themselves), then one daily run's batch of the first batch's
+    companies (a day the warehouse has not seen), which is taken out again for the models.
+    """
+    from socialpulse import warehouse
+
+    last = batch_folders(folder)[-1]
+    tables = read_tables(last)
+    with warehouse.connect(folder / "load.duckdb") as con:
+        again, _ = timed(lambda t=tables: warehouse.load_batch(con, last.name, t, keys_unique=True))
         replaced = con.execute(
-            "select sum(rows_replaced) from ops.load_log where batch_id = ?", [path.name]
+            "select sum(rows_replaced) from ops.load_log where batch_id = ?", [last.name]
         ).fetchone()[0]
+        rows = rows_of(tables)
+        del tables
         daily = next_day(read_tables(batch_folders(folder)[0]))
-        daily_secs, _ = timed(lambda: warehouse.load_batch(con, "next-day", daily))
+        daily_secs, _ = timed(
+            lambda: warehouse.load_batch(con, "next-day", daily, keys_unique=True)
+        )
         con.execute("delete from ops.load_log where batch_id = 'next-day'")
         for name in daily:  # the models' stage reads the warehouse the batches made
             con.execute(
                 f"delete from raw.{name} where observed_at > ?", [SAMPLE_END.replace(tzinfo=None)]
             )
     return {
-        "seconds": sum(seconds),
+        "seconds": again,
         "rows": rows,
-        "batch_seconds": seconds,
-        "reload_seconds": again,
-        "reload_vs_first": again / seconds[-1],
-        "reload_rows_replaced": replaced,
-        "last_batch_rows": rows_of(tables),
+        "rows_replaced": replaced,
         "daily_seconds": daily_secs,
         "daily_rows": rows_of(daily),
     }
@@ -232,15 +254,20 @@ def load(size: Size, folder: Path) -> dict[str, Any]:
 def append(size: Size, folder: Path) -> dict[str, Any]:
     """The load's baseline: each batch's Arrow tables appended as they are (one transaction
     per batch, like the load) to tables of the same columns without keys, in an empty file.
-    No de-duplication, no replacing: what DuckDB itself does with the same data."""
+    No de-duplication, no replacing: what DuckDB itself does with the same data, with the
+    memory limit the load's connection has."""
     import duckdb
 
+    from socialpulse.config import settings
     from socialpulse.records import RAW_SCHEMAS
     from socialpulse.warehouse import raw_ddl
 
     seconds = 0.0
     rows = 0
-    con = duckdb.connect(str(folder / "append.duckdb"))
+    fresh(folder / "append.duckdb")
+    con = duckdb.connect(
+        str(folder / "append.duckdb"), config={"memory_limit": settings().duckdb_memory_limit}
+    )
     con.execute("create schema raw")
     for schema in RAW_SCHEMAS.values():
         con.execute(raw_ddl(schema))
@@ -258,6 +285,7 @@ def append(size: Size, folder: Path) -> dict[str, Any]:
         secs, _ = timed(insert)
         seconds += secs
         rows += rows_of(tables)
+        del tables, insert  # one batch's Arrow tables in memory at a time, as in a task
     con.close()
     return {"seconds": seconds, "rows": rows}
 
@@ -269,6 +297,7 @@ def load_rowwise(size: Size, folder: Path) -> dict[str, Any]:
     from socialpulse.records import RAW_SCHEMAS
 
     tables = {n: t.slice(0, ROWWISE_ROWS) for n, t in read_tables(batch_folders(folder)[0]).items()}
+    fresh(folder / "load_rowwise.duckdb")
     with warehouse.connect(folder / "load_rowwise.duckdb") as con:
 
         def rowwise() -> None:
@@ -440,6 +469,7 @@ def models_lake(size: Size, folder: Path) -> dict[str, Any]:
 STAGES: dict[str, Callable[[Size, Path], dict[str, Any]]] = {
     "generate": generate,
     "load": load,
+    "reload": reload,
     "append": append,
     "load_rowwise": load_rowwise,
     "validate": validate,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,6 +70,21 @@ def _float(name: str, default: float, minimum: float = 0.0, maximum: float | Non
     return value
 
 
+#: a DuckDB memory size: a number and a unit, as ``SET memory_limit`` takes it
+MEMORY_SIZE = re.compile(r"\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)", re.IGNORECASE)
+
+
+def _memory(name: str, default: str) -> str:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    if not MEMORY_SIZE.fullmatch(raw):
+        raise ValueError(
+            f"environment variable {name}={raw!r} is not a memory size such as 1GB or 512MiB"
+        )
+    return raw
+
+
 def safe_name(name: str) -> str:
     """``name`` as one file or folder name: anything but letters, digits, ``-_.`` becomes ``_``."""
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
@@ -113,6 +129,14 @@ class Settings:
     warehouse_writers: int = 1
     #: the delay before a failed task's first retry (then exponential, at most 30 minutes)
     retry_delay_seconds: int = 120
+    #: DuckDB's memory limit per connection (each task's own process): beyond it DuckDB
+    #: spills to its temp directory. The connection's extra ``memory_limit`` wins.
+    duckdb_memory_limit: str = "1GB"
+
+    @property
+    def duckdb_temp_dir(self) -> Path:
+        """Where a DuckDB connection without a file of its own (DuckLake) spills."""
+        return self.data_dir / "duckdb_tmp"
 
     @property
     def staging_dir(self) -> Path:
@@ -188,4 +212,5 @@ def settings() -> Settings:
         warehouse_conn_id=os.environ.get("SOCIALPULSE_WAREHOUSE_CONN_ID", "").strip() or None,
         warehouse_writers=_int("SOCIALPULSE_WAREHOUSE_WRITERS", 1),
         retry_delay_seconds=_int("SOCIALPULSE_RETRY_DELAY_SECONDS", 120),
+        duckdb_memory_limit=_memory("SOCIALPULSE_DUCKDB_MEMORY_LIMIT", "1GB"),
     )

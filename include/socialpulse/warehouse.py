@@ -210,17 +210,27 @@ def connect(
 
 
 def open_target(target: WarehouseTarget, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection to ``target``; for DuckLake the catalog is attached and in use."""
+    """A DuckDB connection to ``target``; for DuckLake the catalog is attached and in use.
+
+    Its memory limit is ``SOCIALPULSE_DUCKDB_MEMORY_LIMIT`` (1GB) unless the connection's
+    extra sets one: DuckDB's own default, 80 % of the machine's memory per process, let a
+    load or model task's buffer cache grow with the warehouse (3-4 GB at 10,000 companies,
+    docs/benchmarks.md) although the work spills to disk within the limit.
+    """
     import duckdb
 
+    s = settings()
+    config = {"memory_limit": s.duckdb_memory_limit, **target.config}
     if not target.is_lake:
         assert target.path is not None
         if not read_only:
             target.path.parent.mkdir(parents=True, exist_ok=True)
-        return duckdb.connect(str(target.path), read_only=read_only, config=dict(target.config))
+        return duckdb.connect(str(target.path), read_only=read_only, config=config)
     con = duckdb.connect(
         config={
-            **target.config,
+            # an in-memory database spills to ./.tmp of whatever folder the task runs in
+            "temp_directory": str(s.duckdb_temp_dir),
+            **config,
             "extension_directory": str(extension_directory()),
             "autoinstall_known_extensions": False,
         }
@@ -465,11 +475,15 @@ def load_batch(
     con: duckdb.DuckDBPyConnection,
     batch_id: str,
     tables: Mapping[str, pa.Table],
+    keys_unique: bool = False,
 ) -> dict[str, int]:
     """Load one validated batch, all its tables in one transaction. Returns rows per table.
 
     For every table: de-duplicate the batch on the natural key (last row wins), delete the
     rows with those keys, insert the batch. A failure rolls everything back.
+    ``keys_unique``: the caller guarantees that no natural key repeats within a table (the
+    Great Expectations gate checks exactly that on every batch it passes), so the batch's
+    own duplicate check (a tenth of the load) is skipped.
     """
     counts: dict[str, int] = {}
     con.execute("begin transaction")
@@ -483,7 +497,7 @@ def load_batch(
         )
         for table, data in tables.items():
             schema = RAW_SCHEMAS[table]
-            counts[table] = _replace_keys(con, schema, batch_id, data)
+            counts[table] = _replace_keys(con, schema, batch_id, data, keys_unique)
         con.execute("commit")
     except BaseException:
         _rollback(con)
@@ -504,7 +518,11 @@ def _rollback(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def _replace_keys(
-    con: duckdb.DuckDBPyConnection, schema: RecordSchema, batch_id: str, data: pa.Table
+    con: duckdb.DuckDBPyConnection,
+    schema: RecordSchema,
+    batch_id: str,
+    data: pa.Table,
+    keys_unique: bool = False,
 ) -> int:
     """Replace the rows of ``data``'s natural keys in ``schema``'s table by ``data``.
 
@@ -519,9 +537,13 @@ def _replace_keys(
     view = f"_batch_{schema.table}"
     con.register(view, data)
     try:
-        repeated = con.execute(
-            f"select count(*) from (select 1 from {view} group by {key} having count(*) > 1)"
-        ).fetchone()[0]
+        repeated = (
+            0
+            if keys_unique
+            else con.execute(
+                f"select count(*) from (select 1 from {view} group by {key} having count(*) > 1)"
+            ).fetchone()[0]
+        )
         source = view
         if repeated or schema.sticky:
             source = "_incoming"

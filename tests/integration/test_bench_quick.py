@@ -34,14 +34,15 @@ def quick(tmp_path_factory):
 def test_every_stage_ran_and_the_table_was_printed(quick):
     results, stdout = quick
     assert set(results["sizes"]["quick"]) == {
-        "generate", "append", "load", "validate", "models", "companies",
+        "generate", "append", "load", "reload", "validate", "models", "companies",
     }  # fmt: skip
     assert set(results["once"]) == {"fetch", "fetch_nolimit", "parse"}
     stages = [r["stage"] for r in results["table"]]
     assert stages[:7] == [
-        "generate", "append (baseline)", "load", "reload", "load, next day", "validate", "models",
+        "generate", "append (baseline)", "load", "reload (a load task)", "load, next day",
+        "validate", "models",
     ]  # fmt: skip
-    for stage in ("load", "reload", "validate", "models", "fetch", "parse (worst file)"):
+    for stage in ("load", "reload (a load task)", "validate", "models", "fetch", "parse (worst"):
         assert f"\n{stage} " in stdout
 
 
@@ -52,11 +53,11 @@ def test_each_stage_saw_the_rows_generate_made(quick):
     assert rows == sum(s["generate"]["table_rows"].values()) > 0
     assert s["append"]["rows"] == s["load"]["rows"] == s["validate"]["rows"] == rows
     # the reload replaced every row of the batch (idempotent), duplicating none
-    assert s["load"]["reload_rows_replaced"] == s["load"]["last_batch_rows"] == rows
+    assert s["reload"]["rows_replaced"] == s["reload"]["rows"] == rows
     assert s["models"]["rows"] == s["generate"]["table_rows"]["post_observations"]
     # the next day's batch (one day of the batch's companies, probes aside) was taken out
     # again before the models ran
-    assert 0 < s["load"]["daily_rows"] < rows
+    assert 0 < s["reload"]["daily_rows"] < rows
     assert s["models"]["raw_rows"] == rows
 
 

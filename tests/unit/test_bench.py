@@ -62,9 +62,14 @@ def results(load_seconds: float = 2.0, validate_seconds: float = 3.0) -> dict:
         "load": {
             "seconds": load_seconds,
             "rows": 1_000_000,
-            "reload_seconds": 3.0,
-            "reload_vs_first": 1.5,
-            "last_batch_rows": 500_000,
+            "batch_seconds": [load_seconds - 2.0, 2.0],
+            "max_rss_mb": 2_100,
+        },
+        "reload": {
+            "seconds": 3.0,
+            "rows": 500_000,
+            "daily_seconds": 0.5,
+            "daily_rows": 1_000,
             "max_rss_mb": 2_100,
         },
         "validate": {"seconds": validate_seconds, "rows": 1_000_000, "max_rss_mb": 900},
@@ -84,9 +89,13 @@ def test_the_table_computes_each_ratio_against_its_own_baseline():
     # load: 500,000 rows/s against the append's 1,000,000
     assert rows["load"]["ratio"] == pytest.approx(0.5)
     assert rows["load"]["rows_per_second"] == pytest.approx(500_000)
-    # ... but 2,100 MB of peak memory misses the 2 GiB target
-    assert rows["load"]["met"] is False
-    assert rows["reload"]["ratio"] == 1.5 and rows["reload"]["met"] is True
+    assert rows["load"]["met"] is True
+    # the rerun of the last batch: 3.0 s against its first load's 2.0 s
+    reload = rows["reload (a load task)"]
+    assert reload["ratio"] == 1.5
+    # ... but 2,100 MB of peak memory in a load task misses the 2 GiB target
+    assert reload["met"] is False
+    assert rows["load, next day"]["rows_per_second"] == pytest.approx(2_000)
     assert rows["validate"]["ratio"] == pytest.approx(1.5) and rows["validate"]["met"] is False
     assert rows["models"]["ratio"] == pytest.approx(8.0) and rows["models"]["met"] is True
     # 89 % of the limit is not 90 %

@@ -134,3 +134,34 @@ def test_the_retry_delay_comes_from_the_environment(monkeypatch):
     assert DEFAULT_ARGS["retry_delay"].total_seconds() == 120
     monkeypatch.setenv("SOCIALPULSE_RETRY_DELAY_SECONDS", "7")
     assert _retry_delay().total_seconds() == 7
+
+
+def _memory_limit(path) -> str:
+    from socialpulse.warehouse import connect
+
+    with connect(path) as con:
+        return con.execute("select current_setting('memory_limit')").fetchone()[0]
+
+
+def test_a_connection_has_a_memory_limit_by_default_and_the_extra_wins(
+    data_dir, monkeypatch, tmp_path
+):
+    """DuckDB's own default (80 % of the machine per process) let a task's cache grow with
+    the warehouse; socialpulse sets 1GB (DuckDB shows 10^9 bytes as 953.6 MiB)."""
+    assert _memory_limit(tmp_path / "a.duckdb") == "953.6 MiB"
+    monkeypatch.setenv("SOCIALPULSE_DUCKDB_MEMORY_LIMIT", "512MiB")
+    assert _memory_limit(tmp_path / "b.duckdb") == "512.0 MiB"
+    # the warehouse connection's extra memory_limit overrides the environment
+    path = tmp_path / "c.duckdb"
+    conn = {"conn_type": "duckdb", "host": str(path), "extra": {"memory_limit": "2GiB"}}
+    use(monkeypatch, socialpulse_warehouse=conn)
+    assert _memory_limit(None) == "2.0 GiB"
+
+
+@pytest.mark.parametrize("value", ["lots", "1 G", "-1GB", "80%"])
+def test_a_malformed_memory_limit_is_named(monkeypatch, value):
+    from socialpulse.config import settings
+
+    monkeypatch.setenv("SOCIALPULSE_DUCKDB_MEMORY_LIMIT", value)
+    with pytest.raises(ValueError, match="SOCIALPULSE_DUCKDB_MEMORY_LIMIT=.* is not a memory size"):
+        settings()
