@@ -167,6 +167,19 @@ GX_LOGO_URL = "https://great-expectations-web-assets.s3.us-east-2.amazonaws.com/
 MTIME_SLACK = 2.0
 
 
+def _no_fingerprint() -> None:
+    """Stop GX fingerprinting every pandas batch.
+
+    GX hashes every row of a frame below ``HASH_THRESHOLD`` bytes (``hash_pandas_object``
+    and md5: a quarter of the gate's time on a 1.2 M-row batch, docs/benchmarks.md) only to
+    show the digest as batch metadata; the batch's identity here is its batch id. GX has
+    no setting for it but that module constant.
+    """
+    from great_expectations.execution_engine import pandas_execution_engine as engine
+
+    engine.HASH_THRESHOLD = 0
+
+
 def _context(docs: Path | None = None, results: Path | None = None) -> Any:
     """An ephemeral GX context: suites, data sources and definitions live in memory, only the
     validation results (unique file per suite and run) and the Data Docs site are files."""
@@ -206,6 +219,7 @@ def _context(docs: Path | None = None, results: Path | None = None) -> Any:
             }
         }
     )
+    _no_fingerprint()
     ctx = gx.get_context(project_config=config, mode="ephemeral")
     ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
     return ctx
