@@ -141,8 +141,15 @@ def _size_rows(add: Any, size: str, s: dict[str, Any]) -> None:
             daily = {"seconds": reload["daily_seconds"], "rows": reload["daily_rows"]}
             add("load, next day", size, daily, None, "", None)
         if "validate" in s and "load" in s:
-            ratio = s["validate"]["seconds"] / s["load"]["seconds"]
-            add("validate", size, s["validate"], ratio, "<= 1.0 x load", ratio <= 1.0)
+            # the gate on every batch; the Data Docs are rendered once per run (the ingest
+            # DAG's data_docs task), reported apart as GX's import is
+            v = s["validate"]
+            gate = {**v, "seconds": v["seconds"] - v.get("docs_seconds", 0.0)}
+            ratio = gate["seconds"] / s["load"]["seconds"]
+            add("validate", size, gate, ratio, "<= 1.0 x load", ratio <= 1.0)
+            if "docs_seconds" in v:
+                docs = {"seconds": v["docs_seconds"]}
+                add("Data Docs (once per run)", size, docs, None, "", None)
         if "models" in s:
             mod = s["models"]
             ratio = mod["seconds"] / mod["scan_seconds"]
@@ -297,9 +304,14 @@ def main() -> int:
         default=None,
         help="write docs/benchmarks.md and its chart (default: for a full run of every stage)",
     )
+    parser.add_argument(
+        "--render",
+        type=Path,
+        help="run nothing: print the table of these results (JSON) and write them again",
+    )
     args = parser.parse_args()
     only = set(args.only.split(",")) if args.only else None
-    results = run(args.size, only)
+    results = json.loads(args.render.read_text()) if args.render else run(args.size, only)
     for earlier in map(json.loads, (p.read_text() for p in args.merge)):
         for size, stages in earlier["sizes"].items():
             results["sizes"].setdefault(size, {}).update(
@@ -312,7 +324,7 @@ def main() -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))
     print(f"\nwritten to {args.out}")
-    complete = only is None or bool(args.merge)
+    complete = only is None or bool(args.merge) or bool(args.render)
     if args.docs or (args.docs is None and args.size == "full" and complete):
         import report_docs
 

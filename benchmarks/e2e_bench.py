@@ -110,6 +110,15 @@ class E2EFailed(RuntimeError):
 # --- 1. the registry ---------------------------------------------------------------------------
 
 
+#: settings of the caller's environment that reach both runs (to measure their effect, e.g.
+#: ``SOCIALPULSE_BATCH_SIZE=100``); every other ``SOCIALPULSE_*`` is dropped
+TUNING = ("SOCIALPULSE_BATCH_SIZE", "SOCIALPULSE_DUCKDB_MEMORY_LIMIT")
+
+
+def tuning() -> dict[str, str]:
+    return {k: os.environ[k] for k in TUNING if os.environ.get(k)}
+
+
 def write_registry(companies: int, folder: Path) -> Path:
     """``companies`` companies: the sample's 40 tiled, each copy with ids and handles of its own."""
     import yaml
@@ -459,6 +468,7 @@ class Airflow:
                 "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
                 "SOCIALPULSE_COMPANIES": str(self.registry),
                 "SOCIALPULSE_DATA_DIR": str(self.data),
+                **tuning(),
             }
         )
         if self.postgres is not None:
@@ -909,6 +919,7 @@ def run_direct(
     env = {k: v for k, v in os.environ.items() if not k.startswith("SOCIALPULSE_")}
     env = python_env(env, pycache)
     env.update({"SOCIALPULSE_COMPANIES": str(registry), "SOCIALPULSE_DATA_DIR": str(data)})
+    env.update(tuning())
     proc = subprocess.run(
         [sys.executable, __file__, "direct", str(registry), str(data)]
         + [start.isoformat(), end.isoformat()],
@@ -1036,6 +1047,7 @@ def e2e(
         "other_ingest_runs": run["other_ingest_runs"],
         "cores": os.cpu_count(),
         "metadata_db": metadata,
+        "settings": tuning(),
         "logs": str(af.logs),
         "task_instances_file": str(details),
     }

@@ -38,9 +38,9 @@ def test_every_stage_ran_and_the_table_was_printed(quick):
     }  # fmt: skip
     assert set(results["once"]) == {"fetch", "fetch_nolimit", "parse"}
     stages = [r["stage"] for r in results["table"]]
-    assert stages[:7] == [
+    assert stages[:8] == [
         "generate", "append (baseline)", "load", "reload (a load task)", "load, next day",
-        "validate", "models",
+        "validate", "Data Docs (once per run)", "models",
     ]  # fmt: skip
     for stage in ("load", "reload (a load task)", "validate", "models", "fetch", "parse (worst"):
         assert f"\n{stage} " in stdout

@@ -72,7 +72,12 @@ def results(load_seconds: float = 2.0, validate_seconds: float = 3.0) -> dict:
             "daily_rows": 1_000,
             "max_rss_mb": 2_100,
         },
-        "validate": {"seconds": validate_seconds, "rows": 1_000_000, "max_rss_mb": 900},
+        "validate": {
+            "seconds": validate_seconds,
+            "docs_seconds": 0.5,
+            "rows": 1_000_000,
+            "max_rss_mb": 900,
+        },
         "models": {"seconds": 8.0, "scan_seconds": 1.0, "rows": 10, "max_rss_mb": 500},
     }
     fetch = {"seconds": 40.0, "rows": 240, "used": 0.89, "http_429": 0, "limit": 60}
@@ -96,11 +101,13 @@ def test_the_table_computes_each_ratio_against_its_own_baseline():
     # ... but 2,100 MB of peak memory in a load task misses the 2 GiB target
     assert reload["met"] is False
     assert rows["load, next day"]["rows_per_second"] == pytest.approx(2_000)
-    assert rows["validate"]["ratio"] == pytest.approx(1.5) and rows["validate"]["met"] is False
+    # the gate without the Data Docs (rendered once per run): 2.5 s against the load's 2.0 s
+    assert rows["validate"]["ratio"] == pytest.approx(1.25) and rows["validate"]["met"] is False
+    assert rows["Data Docs (once per run)"]["seconds"] == 0.5
     assert rows["models"]["ratio"] == pytest.approx(8.0) and rows["models"]["met"] is True
     # 89 % of the limit is not 90 %
     assert rows["fetch"]["met"] is False
-    better = by_stage(bench_pipeline.table_rows(results(load_seconds=3.0, validate_seconds=3.0)))
+    better = by_stage(bench_pipeline.table_rows(results(load_seconds=2.5, validate_seconds=3.0)))
     assert better["validate"]["met"] is True
 
 
