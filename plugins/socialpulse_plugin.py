@@ -327,7 +327,7 @@ def _count(n: int, noun: str) -> str:
 
 
 def _data_docs_link(url: str | None) -> list[str]:
-    """The link to the GX Data Docs, when validate_batch has built them."""
+    """The link to the GX Data Docs, once built (the ingest run's data_docs task)."""
     import html
 
     if not url:

@@ -107,7 +107,8 @@ class ValidationReport:
     rows: dict[str, int]
     failures: list[Failure]
     results: dict[str, dict[str, Any]]  # table -> GX result as JSON
-    #: the GX Data Docs site holding this batch's results (None if building it failed)
+    #: the GX Data Docs site holding this batch's results (None if building it failed; with
+    #: ``docs=False`` the site that :func:`build_docs` will render them into)
     docs_dir: Path | None = None
 
 
