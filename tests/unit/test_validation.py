@@ -389,6 +389,30 @@ def test_data_docs_are_built_for_a_passing_and_a_failing_batch(data_dir):
         assert f"validations/raw/{table}/docs-bad/" in index
 
 
+def test_a_batchs_frames_are_freed_by_the_next_validation(tmp_path, monkeypatch):
+    """GX holds the frames in reference cycles; a process validating batch after batch (the
+    quarantine path, the benchmark) must not keep every batch's frames until a full
+    collection."""
+    import weakref
+
+    made = []
+    frame = validation._frame
+
+    def tracked(data):
+        out = frame(data)
+        made.append(weakref.ref(out))
+        return out
+
+    monkeypatch.setattr(validation, "_frame", tracked)
+    validate_batch("first", batch(good_rows()), now=NOW, quarantine_dir=tmp_path)
+    first = list(made)
+    assert len(first) == 5  # one frame per table with rows
+    # GX's current context keeps the last batch's frames until the next one replaces it;
+    # after the next validation, nothing of the first batch is left
+    validate_batch("second", batch(good_rows()), now=NOW, quarantine_dir=tmp_path)
+    assert [ref() is None for ref in first] == [True] * 5
+
+
 def test_deferred_docs_are_rendered_once_for_every_batch_of_a_run(data_dir):
     """The ingest DAG's validate tasks only store results; data_docs renders them all."""
     docs = data_dir / "gx_docs"
