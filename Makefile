@@ -67,7 +67,7 @@ lock: $(VENV)/.created ## recompile requirements*.txt from requirements*.in
 docs: $(VENV)/.installed ## regenerate docs/data-dictionary.md from the SQL headers and record schemas
 	$(PY) -m socialpulse.dictionary
 
-bench: $(VENV)/.installed-dev ## every stage at 1x/4x/16x as ratios to a same-run baseline (SIZE=quick: ~2 min); writes docs/benchmarks.md
+bench: $(VENV)/.installed-dev ## every stage at 1x/4x/16x as ratios to a same-run baseline (~25 min; SIZE=quick: < 1 min); writes docs/benchmarks.md
 	$(PY) benchmarks/bench_pipeline.py --size $(or $(SIZE),full)
 
 clean: ## remove the venv, the local Airflow home and generated data
