@@ -182,6 +182,19 @@ def _no_fingerprint() -> None:
     engine.HASH_THRESHOLD = 0
 
 
+def _add_suites(ctx: Any, now: dt.datetime) -> dict[str, Any]:
+    """Every raw table's suite, added to ``ctx`` (each stored once, with all its
+    expectations: adding them one by one serialised the suite again for every one)."""
+    import great_expectations as gx
+
+    return {
+        table: ctx.suites.add(
+            gx.ExpectationSuite(name=f"raw.{table}", expectations=expectations_for(schema, now))
+        )
+        for table, schema in RAW_SCHEMAS.items()
+    }
+
+
 def _context(docs: Path | None = None, results: Path | None = None) -> Any:
     """An ephemeral GX context: suites, data sources and definitions live in memory, only the
     validation results (unique file per suite and run) and the Data Docs site are files."""
@@ -273,12 +286,7 @@ def _validate_batch(
     # of suites missing from the context), even when the batch has no rows for a table
     # (each suite is stored once, with all its expectations: adding them one by one
     # serialised the suite again for every expectation)
-    suites = {
-        table: ctx.suites.add(
-            gx.ExpectationSuite(name=f"raw.{table}", expectations=expectations_for(schema, now))
-        )
-        for table, schema in RAW_SCHEMAS.items()
-    }
+    suites = _add_suites(ctx, now)
     # the run: one per call; its name is the batch, its time makes every result file unique
     run_id = RunIdentifier(run_name=safe_name(batch_id), run_time=dt.datetime.now(dt.UTC))
     report = ValidationReport(batch_id, True, {}, [], {})
@@ -319,7 +327,7 @@ def _validate_batch(
             report.success = False
             report.failures.append(_failure(schema, frame, r))
     report.docs_dir = (
-        _build_docs(ctx, site, stored, results, config.gx_retention_days) if docs else site
+        _build_docs(ctx, site, lambda: stored, results, config.gx_retention_days) if docs else site
     )
     if not report.success and quarantine:
         where = quarantine_batch(report, tables, quarantine_dir)
@@ -387,7 +395,6 @@ def build_docs(now: dt.datetime | None = None) -> dict[str, Any]:
     found from the files alone. Never fails: a site that cannot be built is logged, and
     ``{"docs": None}`` returned.
     """
-    import great_expectations as gx
     from great_expectations.data_context.types.resource_identifiers import (
         ValidationResultIdentifier,
     )
@@ -396,10 +403,7 @@ def build_docs(now: dt.datetime | None = None) -> dict[str, Any]:
     config = settings()
     site, results = config.gx_docs_dir, config.gx_results_dir
     ctx = _context(site, results)
-    for table, schema in RAW_SCHEMAS.items():
-        ctx.suites.add(
-            gx.ExpectationSuite(name=f"raw.{table}", expectations=expectations_for(schema, now))
-        )
+    _add_suites(ctx, now)
     backend = ctx.validation_results_store.store_backend
     keys: list[Any] = []
 
@@ -421,13 +425,13 @@ def build_docs(now: dt.datetime | None = None) -> dict[str, Any]:
 def _build_docs(
     ctx: Any,
     docs: Path,
-    stored: list[Any] | Callable[[], list[Any]],
+    stored: Callable[[], list[Any]],
     results: Path,
     keep_days: int,
 ) -> Path | None:
     """Render this run's result pages, the suite pages and the index; never fails the batch.
 
-    Only the ``stored`` results are rendered (a callable is called under the lock, after the
+    Only the results ``stored()`` lists are rendered (called under the lock, after the
     pruning); the pages of earlier runs stay as they are; the index lists the newest
     :data:`DOCS_INDEX_LIMIT` results of every run so far. Runs older than ``keep_days`` are
     pruned first (:func:`prune_results`). An exclusive lock on ``gx_docs.lock`` serialises
@@ -447,9 +451,8 @@ def _build_docs(
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
                 prune_results(results, docs, keep_days)
-                if callable(stored):
-                    stored = stored()
-                ctx.build_data_docs(site_names=[DOCS_SITE], resource_identifiers=suites + stored)
+                keys = stored()  # listed under the lock, after the pruning
+                ctx.build_data_docs(site_names=[DOCS_SITE], resource_identifiers=suites + keys)
                 try:
                     localise_docs(docs)
                 except Exception:  # the site is there, its pages still ask the CDNs
